@@ -1,0 +1,3 @@
+from memmodel.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""The one Arrow schema every trace source is stored in.
+
+A record is one line of a trace: an instruction fetch (``I``), a load (``L``), a store (``S``) or a
+modify (``M``, a load and a store of the same bytes), at guest-virtual address ``gva`` (bytes) of
+``size`` bytes. Sources that know more (perf) fill the optional columns; a column a source does not
+have is absent from its files, never filled with made-up values.
+
+Invariants: ``kind`` is one of :data:`KIND_CODES`; ``gva`` is the full 64-bit virtual address;
+``size`` >= 1 (bytes; perf samples without a known size get 1, as MODEL.md section 1 says).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+#: Record kinds, stored as small integer codes in the ``kind`` column (UInt8).
+KIND_I: Final = 0
+KIND_L: Final = 1
+KIND_S: Final = 2
+KIND_M: Final = 3
+KIND_NAMES: Final = ("I", "L", "S", "M")
+KIND_CODES: Final = {name: code for code, name in enumerate(KIND_NAMES)}
+
+#: Decoded TLB outcome of a sampled access (perf ``data_src`` mem_dtlb), stored in ``tlb`` (UInt8).
+TLB_NA: Final = 0
+TLB_L1_HIT: Final = 1
+TLB_L2_HIT: Final = 2
+TLB_MISS: Final = 3  # missed every TLB level: a page walk
+TLB_FAULT: Final = 4  # OS fault handler
+TLB_NAMES: Final = ("n/a", "L1 hit", "L2 hit", "miss (walk)", "fault")
+
+#: Columns every trace has, in this order.
+REQUIRED_FIELDS: Final = (
+    pa.field("kind", pa.uint8(), nullable=False),
+    pa.field("gva", pa.uint64(), nullable=False),
+    pa.field("size", pa.uint16(), nullable=False),
+)
+
+#: Columns a source may add (perf), in this order after the required ones.
+OPTIONAL_FIELDS: Final = (
+    pa.field("pid", pa.uint32()),
+    pa.field("tid", pa.uint32()),
+    pa.field("time", pa.uint64()),  # nanoseconds, as perf prints secs.usecs/nsecs
+    pa.field("ip", pa.uint64()),
+    pa.field("period", pa.uint64()),
+    pa.field("weight", pa.uint64()),
+    pa.field("data_src", pa.uint64()),
+    pa.field("tlb", pa.uint8()),  # TLB_* codes above
+    pa.field("phys_addr", pa.uint64()),
+    pa.field("data_page_size", pa.uint64()),  # bytes; 0 = unknown
+)
+
+ALL_FIELDS: Final = REQUIRED_FIELDS + OPTIONAL_FIELDS
+FIELD_BY_NAME: Final = {f.name: f for f in ALL_FIELDS}
+
+
+def schema_for(columns: list[str] | tuple[str, ...]) -> pa.Schema:
+    """The store schema for a source that has ``columns`` (required columns are always included).
+
+    Args:
+        columns: names of optional columns the source provides; unknown names raise ``KeyError``.
+
+    Returns:
+        A schema with the required fields first, then the given optional fields in canonical order.
+    """
+    wanted = set(columns)
+    unknown = wanted - set(FIELD_BY_NAME)
+    if unknown:
+        raise KeyError(f"unknown trace column(s): {sorted(unknown)}")
+    fields = list(REQUIRED_FIELDS) + [f for f in OPTIONAL_FIELDS if f.name in wanted]
+    return pa.schema(fields)
