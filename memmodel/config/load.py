@@ -1,0 +1,318 @@
+"""Reading configs: TOML files and shipped presets -> validated :class:`ModelConfig`.
+
+Resolution (MODEL.md section 5): a config may name a CPU preset with ``cpu = "..."``; the preset's
+``tlb.l1``, ``tlb.l2``, ``psc.guest``, ``psc.host`` and ``ntlb`` tables are the starting point, and a
+table given inline replaces the preset's table of the same name as a whole. A ``--cpu`` override
+replaces the config's ``cpu`` before that resolution.
+
+Every invalid input raises :class:`memmodel.errors.ConfigError` naming the file, the key and the
+allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from memmodel.config.model import GIB, NAME_SHIFTS, ModelConfig, PscArray, SideConfig, TlbArray
+from memmodel.errors import ConfigError
+
+_TOP_KEYS = {"name", "description", "virtualized", "cpu", "guest", "host", "tlb", "psc", "ntlb", "cost"}
+_SIDE_KEYS = {"levels", "page_size", "zeroing", "memory", "fragmentation", "seed"}
+_HOST_KEYS = _SIDE_KEYS | {"prealloc"}
+_TLB_KEYS = {"l1", "l2"}
+_TLB_ARRAY_KEYS = {"page_sizes", "entries", "ways"}
+_PSC_KEYS = {"guest", "host"}
+_PSC_ARRAY_KEYS = {"level", "entries", "ways"}
+_NTLB_KEYS = {"entries", "ways"}
+_CPU_KEYS = {"name", "description", "tlb", "psc", "ntlb"}
+_CACHE_TABLES = ("tlb.l1", "tlb.l2", "psc.guest", "psc.host", "ntlb")
+_UNITS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+
+
+def preset_names(kind: str = "vm") -> list[str]:
+    """Names of the shipped presets of ``kind`` ("vm" or "cpu"), sorted."""
+    folder = resources.files("memmodel.config") / "presets" / kind
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str, kind: str = "vm") -> str:
+    """The TOML text of a shipped preset, raising ConfigError with the known names if absent."""
+    path = resources.files("memmodel.config") / "presets" / kind / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown {kind} preset {name!r}; known {kind} presets: {', '.join(preset_names(kind))}"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def load_config(spec: str | Path, cpu: str | None = None) -> ModelConfig:
+    """Load a config from a preset name or a TOML file path, resolving its CPU preset.
+
+    Args:
+        spec: a VM preset name (``memmodel configs`` lists them) or the path of a TOML file.
+        cpu: a CPU preset name that overrides the config's ``cpu`` key.
+
+    Returns:
+        The validated, fully resolved config.
+    """
+    spec_str = str(spec)
+    path = Path(spec_str)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{spec_str}: no such config file")
+        source = str(path)
+        text = path.read_text(encoding="utf-8")
+    else:
+        source = f"preset:{spec_str}"
+        text = preset_text(spec_str, "vm")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_config(raw, source=source, cpu=cpu)
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None = None) -> ModelConfig:
+    """Validate a parsed TOML document (MODEL.md section 5) and resolve its CPU preset.
+
+    Args:
+        raw: the TOML document as a dict.
+        source: the file (or ``preset:NAME``) for error messages.
+        cpu: overrides ``raw["cpu"]`` when given.
+    """
+    _check_keys(raw, _TOP_KEYS, "", source)
+    name = _get(raw, "name", str, source, "", default=Path(source).stem if source else "config")
+    description = _get(raw, "description", str, source, "", default="")
+    virtualized = _get(raw, "virtualized", bool, source, "", default=True)
+    cpu_name = cpu if cpu is not None else _get(raw, "cpu", str, source, "", default="")
+
+    guest_raw = _table(raw, "guest", source)
+    host_raw = _table(raw, "host", source)
+    guest = _side(guest_raw, "guest", source, default_memory=16 * GIB, allowed=_SIDE_KEYS)
+    host = _side(host_raw, "host", source, default_memory=64 * GIB, allowed=_HOST_KEYS)
+
+    caches: dict[str, Any] = {}
+    if cpu_name:
+        cpu_source = f"cpu preset {cpu_name!r}"
+        try:
+            cpu_raw = tomllib.loads(preset_text(cpu_name, "cpu"))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key 'cpu': {exc}") from None
+        _check_keys(cpu_raw, _CPU_KEYS, "", cpu_source)
+        caches.update(_cache_tables(cpu_raw, cpu_source))
+    caches.update(_cache_tables(raw, source))
+
+    tlb_l1 = _tlb_level(caches.get("tlb.l1", ([], source)), "tlb.l1")
+    tlb_l2 = _tlb_level(caches.get("tlb.l2", ([], source)), "tlb.l2")
+    psc_guest = _psc_side(caches.get("psc.guest", ([], source)), "psc.guest", guest.levels)
+    psc_host = _psc_side(caches.get("psc.host", ([], source)), "psc.host", host.levels)
+    ntlb = None
+    if "ntlb" in caches:
+        table, src = caches["ntlb"]
+        _check_keys(table, _NTLB_KEYS, "ntlb", src)
+        entries, ways = _entries_ways(table, "ntlb", src)
+        if entries > 0:
+            ntlb = TlbArray((), entries, ways)
+
+    cost_raw = _table(raw, "cost", source)
+    cost = []
+    for key, value in cost_raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: key 'cost.{key}' must be a number, got {value!r}")
+        cost.append((key, float(value)))
+
+    return ModelConfig(
+        name=name,
+        description=description,
+        virtualized=virtualized,
+        cpu=cpu_name,
+        guest=guest,
+        host=host,
+        tlb_l1=tlb_l1,
+        tlb_l2=tlb_l2,
+        psc_guest=psc_guest,
+        psc_host=psc_host,
+        ntlb=ntlb,
+        source=source,
+        cost=tuple(sorted(cost)),
+    )
+
+
+def parse_size(value: Any, source: str, key: str) -> int:
+    """Parse a memory amount: an integer (bytes) or a string with a binary unit ("16G", "512M").
+
+    Raises:
+        ConfigError: naming ``source`` and ``key`` when the value is not a size.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}: key {key!r} must be a size like \"16G\" or bytes, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"{source}: key {key!r} must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            return int(m.group(1)) << _UNITS[m.group(2).upper()]
+    raise ConfigError(
+        f"{source}: key {key!r}: bad size {value!r}; expected bytes or a number with a binary unit "
+        "K, M, G or T (e.g. \"16G\")"
+    )
+
+
+def _page_shift(value: Any, source: str, key: str) -> int:
+    if isinstance(value, str) and value.strip().upper() in NAME_SHIFTS:
+        return NAME_SHIFTS[value.strip().upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in (1 << 12, 1 << 21, 1 << 30):
+        return value.bit_length() - 1
+    raise ConfigError(f"{source}: key {key!r}: bad page size {value!r}; allowed: \"4K\", \"2M\", \"1G\"")
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], prefix: str, source: str) -> None:
+    for key in table:
+        if key not in allowed:
+            full = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"{source}: unknown key {full!r}; allowed keys here: {', '.join(sorted(allowed))}")
+
+
+def _get(table: dict[str, Any], key: str, typ: type, source: str, prefix: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    full = f"{prefix}.{key}" if prefix else key
+    if typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, typ)
+    if not ok:
+        raise ConfigError(f"{source}: key {full!r} must be a {typ.__name__}, got {value!r}")
+    return float(value) if typ is float else value
+
+
+def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key {key!r} must be a table ([{key}])")
+    return value
+
+
+def _side(table: dict[str, Any], side: str, source: str, default_memory: int, allowed: set[str]) -> SideConfig:
+    _check_keys(table, allowed, side, source)
+    levels = _get(table, "levels", int, source, side, default=4)
+    if levels not in (4, 5):
+        raise ConfigError(f"{source}: key '{side}.levels' = {levels}; allowed values: 4, 5")
+    page_shift = _page_shift(table.get("page_size", "4K"), source, f"{side}.page_size")
+    zeroing = _get(table, "zeroing", bool, source, side, default=True)
+    memory = parse_size(table.get("memory", default_memory), source, f"{side}.memory")
+    if memory <= 0 or memory % GIB:
+        raise ConfigError(
+            f"{source}: key '{side}.memory' = {table.get('memory')!r}; allowed: a positive multiple of 1 GiB"
+        )
+    fragmentation = _get(table, "fragmentation", float, source, side, default=0.0)
+    if not 0.0 <= fragmentation < 1.0:
+        raise ConfigError(f"{source}: key '{side}.fragmentation' = {fragmentation}; allowed: 0 <= f < 1")
+    seed = _get(table, "seed", int, source, side, default=0)
+    if not 0 <= seed < (1 << 32):
+        raise ConfigError(f"{source}: key '{side}.seed' = {seed}; allowed: 0 <= seed < 2^32")
+    prealloc = _get(table, "prealloc", bool, source, side, default=False)
+    return SideConfig(levels, page_shift, zeroing, memory, fragmentation, seed, prealloc)
+
+
+def _cache_tables(raw: dict[str, Any], source: str) -> dict[str, tuple[Any, str]]:
+    """The translation-cache tables a document gives, keyed by their dotted name, with their source."""
+    out: dict[str, tuple[Any, str]] = {}
+    tlb = _table(raw, "tlb", source)
+    _check_keys(tlb, _TLB_KEYS, "tlb", source)
+    psc = _table(raw, "psc", source)
+    _check_keys(psc, _PSC_KEYS, "psc", source)
+    for level in ("l1", "l2"):
+        if level in tlb:
+            out[f"tlb.{level}"] = (tlb[level], source)
+    for side in ("guest", "host"):
+        if side in psc:
+            out[f"psc.{side}"] = (psc[side], source)
+    if "ntlb" in raw:
+        out["ntlb"] = (raw["ntlb"], source)
+    return out
+
+
+def _array_list(value: Any, key: str, source: str) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{source}: key {key!r} must be an array of tables ([[{key}]])")
+    return value
+
+
+def _entries_ways(table: dict[str, Any], key: str, source: str) -> tuple[int, int]:
+    for k in ("entries", "ways"):
+        if k not in table:
+            raise ConfigError(f"{source}: key '{key}.{k}' is missing; every array needs entries and ways")
+    entries = _get(table, "entries", int, source, key, default=0)
+    ways = _get(table, "ways", int, source, key, default=0)
+    if entries < 0:
+        raise ConfigError(f"{source}: key '{key}.entries' = {entries}; allowed: entries >= 0")
+    if ways < 1:
+        raise ConfigError(f"{source}: key '{key}.ways' = {ways}; allowed: ways >= 1")
+    if entries % ways:
+        raise ConfigError(
+            f"{source}: key '{key}.entries' = {entries} is not divisible by '{key}.ways' = {ways}; "
+            "allowed: entries a multiple of ways"
+        )
+    return entries, ways
+
+
+def _tlb_level(given: tuple[Any, str], key: str) -> tuple[TlbArray, ...]:
+    value, source = given
+    arrays: list[TlbArray] = []
+    seen: set[int] = set()
+    for table in _array_list(value, key, source):
+        _check_keys(table, _TLB_ARRAY_KEYS, key, source)
+        if "page_sizes" not in table:
+            raise ConfigError(f"{source}: key '{key}.page_sizes' is missing; allowed: a list of \"4K\", \"2M\", \"1G\"")
+        sizes = table["page_sizes"]
+        if not isinstance(sizes, list) or not sizes:
+            raise ConfigError(f"{source}: key '{key}.page_sizes' must be a non-empty list of \"4K\", \"2M\", \"1G\"")
+        shifts = [_page_shift(s, source, f"{key}.page_sizes") for s in sizes]
+        entries, ways = _entries_ways(table, key, source)
+        for s in shifts:
+            if s in seen or shifts.count(s) > 1:
+                name = {12: "4K", 21: "2M", 30: "1G"}[s]
+                raise ConfigError(
+                    f"{source}: key '{key}.page_sizes': page size {name!r} is listed twice in one level; "
+                    "allowed: each page size in at most one array per level"
+                )
+        seen.update(shifts)
+        if entries > 0:
+            arrays.append(TlbArray(tuple(sorted(shifts)), entries, ways))
+    return tuple(arrays)
+
+
+def _psc_side(given: tuple[Any, str], key: str, levels: int) -> tuple[PscArray, ...]:
+    value, source = given
+    arrays: list[PscArray] = []
+    seen: set[int] = set()
+    for table in _array_list(value, key, source):
+        _check_keys(table, _PSC_ARRAY_KEYS, key, source)
+        if "level" not in table:
+            raise ConfigError(f"{source}: key '{key}.level' is missing; allowed: 1..{levels - 1}")
+        level = _get(table, "level", int, source, key, default=0)
+        if not 1 <= level <= levels - 1:
+            raise ConfigError(
+                f"{source}: key '{key}.level' = {level} is out of range for {levels}-level tables; "
+                f"allowed: 1..{levels - 1}"
+            )
+        if level in seen:
+            raise ConfigError(f"{source}: key '{key}.level' = {level} is given twice; allowed: each level once")
+        seen.add(level)
+        entries, ways = _entries_ways(table, key, source)
+        if entries > 0:
+            arrays.append(PscArray(level, entries, ways))
+    return tuple(sorted(arrays, key=lambda a: a.level))

@@ -1,0 +1,180 @@
+"""Configs of the canonical model (MODEL.md section 5): frozen, validated dataclasses and their TOML form.
+
+A config says which machine is modelled: whether it is virtualized, the guest and host sides
+(paging levels, preferred page size, zeroing, memory, pre-existing fragmentation) and the
+translation caches (TLB levels, guest and host paging-structure caches, nested TLB).
+
+Units: every memory amount is in bytes; page sizes are stored as page *shifts* (12, 21, 30).
+Invariants (checked by :func:`memmodel.config.load.parse_config`): levels are 4 or 5; memory is a
+positive multiple of 1 GiB; every array has ``entries % ways == 0``; a page size appears in at most
+one array per TLB level; PSC levels are within ``1..levels-1`` and appear once per side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+PAGE_SHIFTS: Final = (12, 21, 30)
+SHIFT_NAMES: Final = {12: "4K", 21: "2M", 30: "1G"}
+NAME_SHIFTS: Final = {v: k for k, v in SHIFT_NAMES.items()}
+GIB: Final = 1 << 30
+
+
+@dataclass(frozen=True)
+class TlbArray:
+    """One set-associative, true-LRU array of a TLB level (or the nested TLB).
+
+    Attributes:
+        page_shifts: page sizes (as shifts) whose entries live in this array; empty for the nested TLB.
+        entries: total entries; ``entries == 0`` means the array is absent.
+        ways: associativity; ``sets = entries // ways``.
+    """
+
+    page_shifts: tuple[int, ...]
+    entries: int
+    ways: int
+
+    @property
+    def sets(self) -> int:
+        """Number of sets (``entries // ways``)."""
+        return self.entries // self.ways
+
+
+@dataclass(frozen=True)
+class PscArray:
+    """A paging-structure cache for one level ``j`` (1 = root) of one side.
+
+    An entry at level ``j`` holds the (host-physical) address of the level ``j+1`` table, so a hit
+    lets the walk start at level ``j+1``.
+    """
+
+    level: int
+    entries: int
+    ways: int
+
+    @property
+    def sets(self) -> int:
+        """Number of sets (``entries // ways``)."""
+        return self.entries // self.ways
+
+
+@dataclass(frozen=True)
+class SideConfig:
+    """One side (guest or host) of the machine.
+
+    Attributes:
+        levels: paging levels, 4 or 5.
+        page_shift: preferred (largest) page shift, 12, 21 or 30.
+        zeroing: whether this side zeroes the data pages it faults in.
+        memory: physical memory of this side in bytes (a multiple of 1 GiB).
+        fragmentation: fraction in [0, 1) of 2 MiB blocks broken by one unmovable 4 KiB frame.
+        seed: seed of the fragmentation pattern (MODEL.md section 2).
+        prealloc: host only: back all guest memory at start-up.
+    """
+
+    levels: int = 4
+    page_shift: int = 12
+    zeroing: bool = True
+    memory: int = 16 * GIB
+    fragmentation: float = 0.0
+    seed: int = 0
+    prealloc: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A complete, resolved configuration of the canonical model.
+
+    Attributes:
+        name: free text; the name results are reported under.
+        description: free text.
+        virtualized: nested paging (True) or native (False; the host side is then ignored).
+        cpu: the CPU preset the translation caches started from ("" if none).
+        guest: the guest side (the machine itself when native).
+        host: the host side.
+        tlb_l1: L1 TLB arrays (absent arrays, entries 0, are dropped at load).
+        tlb_l2: L2 TLB arrays.
+        psc_guest: guest paging-structure caches, by level.
+        psc_host: host paging-structure caches, by level.
+        ntlb: the nested TLB (gpa -> hpa), or None.
+        source: where the config came from (a file path or ``preset:NAME``), for error messages.
+        cost: the optional ``[cost]`` table, as given (interpreted by :mod:`memmodel.analysis.costs`).
+    """
+
+    name: str
+    description: str = ""
+    virtualized: bool = True
+    cpu: str = ""
+    guest: SideConfig = field(default_factory=SideConfig)
+    host: SideConfig = field(default_factory=lambda: SideConfig(memory=64 * GIB))
+    tlb_l1: tuple[TlbArray, ...] = ()
+    tlb_l2: tuple[TlbArray, ...] = ()
+    psc_guest: tuple[PscArray, ...] = ()
+    psc_host: tuple[PscArray, ...] = ()
+    ntlb: TlbArray | None = None
+    source: str = ""
+    cost: tuple[tuple[str, float], ...] = ()
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML in MODEL.md section 5 syntax (every table inline, no ``cpu`` indirection)."""
+        lines = [f"name = {_q(self.name)}"]
+        if self.description:
+            lines.append(f"description = {_q(self.description)}")
+        lines.append(f"virtualized = {_b(self.virtualized)}")
+        if self.cpu:
+            lines.append(f"# translation caches resolved from cpu = {_q(self.cpu)}")
+        sides: list[tuple[str, SideConfig]] = [("guest", self.guest), ("host", self.host)]
+        for side_name, side in sides:
+            lines += [
+                "",
+                f"[{side_name}]",
+                f"levels = {side.levels}",
+                f"page_size = {_q(SHIFT_NAMES[side.page_shift])}",
+                f"zeroing = {_b(side.zeroing)}",
+                f"memory = {_q(format_bytes(side.memory))}",
+                f"fragmentation = {side.fragmentation!r}",
+                f"seed = {side.seed}",
+            ]
+            if side_name == "host":
+                lines.append(f"prealloc = {_b(side.prealloc)}")
+        for level_name, arrays in (("l1", self.tlb_l1), ("l2", self.tlb_l2)):
+            for arr in arrays:
+                sizes = ", ".join(_q(SHIFT_NAMES[s]) for s in arr.page_shifts)
+                lines += [
+                    "",
+                    f"[[tlb.{level_name}]]",
+                    f"page_sizes = [{sizes}]",
+                    f"entries = {arr.entries}",
+                    f"ways = {arr.ways}",
+                ]
+        for side_name, pscs in (("guest", self.psc_guest), ("host", self.psc_host)):
+            for psc in pscs:
+                lines += [
+                    "",
+                    f"[[psc.{side_name}]]",
+                    f"level = {psc.level}",
+                    f"entries = {psc.entries}",
+                    f"ways = {psc.ways}",
+                ]
+        if self.ntlb is not None:
+            lines += ["", "[ntlb]", f"entries = {self.ntlb.entries}", f"ways = {self.ntlb.ways}"]
+        if self.cost:
+            lines += ["", "[cost]"] + [f"{k} = {v!r}" for k, v in self.cost]
+        return "\n".join(lines) + "\n"
+
+
+def format_bytes(n: int) -> str:
+    """Render a byte count in the largest binary unit that divides it exactly ("16G", "1536M", "4096")."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _b(v: bool) -> str:
+    return "true" if v else "false"
