@@ -157,10 +157,20 @@ class Reference:
         self.c: dict[str, int] = {
             k: 0
             for k in (
-                "instructions accesses l1_hits l2_hits walks guest_pte_loads host_pte_loads "
-                "psc_guest_hits ntlb_hits ntlb_misses host_backed_bytes host_zeroed_bytes "
-                "guest_zeroed_bytes"
-            ).split()
+                "instructions",
+                "accesses",
+                "l1_hits",
+                "l2_hits",
+                "walks",
+                "guest_pte_loads",
+                "host_pte_loads",
+                "psc_guest_hits",
+                "ntlb_hits",
+                "ntlb_misses",
+                "host_backed_bytes",
+                "host_zeroed_bytes",
+                "guest_zeroed_bytes",
+            )
         }
         self.touched: set[int] = set()
         self.l1 = self._tlb_level(cfg.tlb_l1)

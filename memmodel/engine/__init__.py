@@ -1,1 +1,7 @@
-"""engine layer."""
+"""Engine layer: the canonical model (MODEL.md) as numba kernels over numpy state. No I/O."""
+
+from memmodel.engine.replay import Replay, replay, translations_to_runs
+from memmodel.engine.result import COUNTER_NAMES, SERIES_NAMES, SimResult, derived_metrics
+
+__all__ = ["COUNTER_NAMES", "SERIES_NAMES", "Replay", "SimResult", "derived_metrics", "replay",
+           "translations_to_runs"]

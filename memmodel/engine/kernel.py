@@ -1,0 +1,617 @@
+"""numba kernels of the canonical model (MODEL.md sections 2-4). No I/O, no Python objects.
+
+The state of a run lives in flat numpy arrays (built by :mod:`memmodel.engine.state`) so that the
+kernels can be compiled once and cached (``cache=True``):
+
+* **LRU arrays** (every TLB array, PSC and the nested TLB) share one ``tags`` int64 array. Array ``i``
+  occupies ``tags[desc[3i] : desc[3i] + sets * ways]`` (``desc = [offset, sets, ways] * n``); each set
+  is a row of ``ways`` tags ordered most-recent first, ``-1`` marking an empty way. A hit moves the
+  tag to the front; a fill shifts the row right (dropping the least recent) and writes the front.
+* **Buddy allocators**: one bitmap per order (bit ``i`` of order ``o`` = the block of frames
+  ``[i << o, (i+1) << o)`` is free), with ``nr_free[o]`` and ``hint[o]``, a word index below which
+  order ``o`` has no free block (so the lowest free block is found by scanning forward from it).
+* **Guest mappings** (virtual side, unbounded address space) in open-addressing hash tables with
+  int64 keys (``-1`` = empty, linear probing): ``slots`` maps a 4 KiB virtual page number to a slot
+  holding everything that page's translations need (its guest page shift, effective TLB shift,
+  guest-physical frame, and the guest-physical frames of its guest page tables); ``aux`` holds the
+  guest's 1G/2M mappings, region occupancy and table frames under tagged keys.
+* **Host backing** (bounded by guest memory) in per-4-KiB-guest-frame arrays.
+
+A kernel call processes runs of translations of one 4 KiB page (``runs_p4``, ``runs_n``) from
+``start`` and returns ``(status, position)``: ``STATUS_DONE``, or a request to grow a table or an
+out-of-memory stop at ``position``. State is never left half-updated by a grow request, so the
+driver grows the arrays and calls again from ``position``.
+
+Exactness of run collapsing: after the first translation of a 4 KiB page, its TLB entry is the most
+recent in the L1 array that holds its size (or in the L2 array when no L1 array holds it), so each
+repeat is a hit that changes no LRU order; only when no array holds the size does every repeat walk,
+and then repeats are simulated one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---- counter indices (the order of memmodel.engine.result.COUNTER_NAMES' integer part) ------------
+C_INSTRUCTIONS = 0
+C_ACCESSES = 1
+C_L1_HITS = 2
+C_L2_HITS = 3
+C_WALKS = 4
+C_GUEST_PTE_LOADS = 5
+C_HOST_PTE_LOADS = 6
+C_PSC_GUEST_HITS = 7
+C_NTLB_HITS = 8
+C_NTLB_MISSES = 9
+C_GUEST_FAULTS = 10
+C_GUEST_FALLBACKS = 11
+C_GUEST_PAGES_4K = 12  # +1 for 2M, +2 for 1G
+C_GUEST_PT_PAGES = 15
+C_GUEST_ZEROED_BYTES = 16
+C_HOST_FAULTS = 17
+C_HOST_FALLBACKS = 18
+C_HOST_PAGES_4K = 19  # +1 for 2M, +2 for 1G
+C_HOST_PT_PAGES = 22
+C_HOST_BACKED_BYTES = 23
+C_HOST_ZEROED_BYTES = 24
+C_TOUCHED_PAGES = 25  # distinct 4 KiB virtual pages translated
+N_COUNTERS = 26
+
+# ---- parameter indices ----------------------------------------------------------------------
+P_VIRT = 0
+P_G_LEVELS = 1
+P_G_PSHIFT = 2
+P_G_ZERO = 3
+P_H_LEVELS = 4
+P_H_PSHIFT = 5
+P_H_ZERO = 6
+P_G_FRAMES = 7  # guest memory in 4 KiB frames
+P_L1_IDX = 8  # +code (0: 4K, 1: 2M, 2: 1G) -> LRU array index or -1
+P_L2_IDX = 11
+P_GPSC_IDX = 14  # +level (1..5) -> LRU array index or -1
+P_HPSC_IDX = 20
+P_NTLB_IDX = 26
+P_WINDOW = 27  # translations per time-series window
+P_HTBL_OFF = 28  # +level (0..5) -> offset of the host table-presence array of that level
+N_PARAMS = 34
+
+# ---- time-series columns ----------------------------------------------------------------------
+S_TRANSLATIONS = 0
+S_L1_HITS = 1
+S_L2_HITS = 2
+S_WALKS = 3
+S_WALK_LOADS = 4
+S_GUEST_FAULTS = 5
+S_HOST_FAULTS = 6
+S_HOST_BACKED = 7
+S_GUEST_ZEROED = 8
+S_HOST_ZEROED = 9
+N_SERIES = 10
+
+# ---- aux hash-table key tags --------------------------------------------------------------------
+TAG_MAP1G = 1  # key: gva >> 30 -> guest frame of the 1G page
+TAG_MAP2M = 2  # key: gva >> 21 -> guest frame of the 2M page
+TAG_OCC1G = 3  # key: gva >> 30 -> 1 when the 1 GiB region holds a smaller mapping
+TAG_OCC2M = 4  # key: gva >> 21 -> 1 when the 2 MiB region holds a 4K mapping
+TAG_TABLE = 8  # +level: key: table id -> guest frame of that guest page table
+
+# ---- kernel status --------------------------------------------------------------------------
+STATUS_DONE = 0
+STATUS_GROW = 1  # a hash table, the slot arrays or the series buffer needs more room
+STATUS_OOM_GUEST = 2
+STATUS_OOM_HOST = 3
+
+SLOT_TABLES = 6  # per slot: guest table frames for levels 0..5 (levels 2..G used)
+MAX_ORDER = 18
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+
+
+# ================================ hashing ==========================================================
+@njit(cache=True, inline="always")
+def _slot_of(key: int, mask: int) -> int:
+    h = np.uint64(key) * _GOLDEN
+    return np.int64(h >> np.uint64(32)) & mask  # type: ignore[return-value]
+
+
+@njit(cache=True)
+def ht_get(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
+    """Value of ``key`` in an open-addressing table, or -1."""
+    mask = keys.shape[0] - 1
+    i = _slot_of(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return vals[i]
+        if k == -1:
+            return -1
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def ht_put(keys: np.ndarray, vals: np.ndarray, key: int, val: int) -> bool:
+    """Insert or overwrite; returns True when the key is new."""
+    mask = keys.shape[0] - 1
+    i = _slot_of(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            vals[i] = val
+            return False
+        if k == -1:
+            keys[i] = key
+            vals[i] = val
+            return True
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def ht_rehash(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray) -> None:
+    """Copy every entry of one table into a larger (empty) one."""
+    for i in range(keys.shape[0]):
+        if keys[i] != -1:
+            ht_put(new_keys, new_vals, keys[i], vals[i])
+
+
+# ================================ LRU arrays =======================================================
+@njit(cache=True, inline="always")
+def lru_lookup(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> bool:
+    """Look ``tag`` up in its set (``index mod sets``); a hit becomes most recent."""
+    off = desc[3 * arr]
+    sets = desc[3 * arr + 1]
+    ways = desc[3 * arr + 2]
+    base = off + (index % sets) * ways
+    for w in range(ways):
+        t = tags[base + w]
+        if t == tag:
+            for x in range(w, 0, -1):
+                tags[base + x] = tags[base + x - 1]
+            tags[base] = tag
+            return True
+        if t == -1:
+            return False
+    return False
+
+
+@njit(cache=True, inline="always")
+def lru_fill(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> None:
+    """Insert ``tag`` (known absent) as most recent, evicting the least recent of a full set."""
+    off = desc[3 * arr]
+    sets = desc[3 * arr + 1]
+    ways = desc[3 * arr + 2]
+    base = off + (index % sets) * ways
+    for x in range(ways - 1, 0, -1):
+        tags[base + x] = tags[base + x - 1]
+    tags[base] = tag
+
+
+# ================================ buddy allocator ==================================================
+@njit(cache=True, inline="always")
+def _ctz(x: int) -> int:
+    """Index of the lowest set bit of a non-zero word (de Bruijn multiplication)."""
+    low = x & (~x + np.uint64(1))
+    return _DEBRUIJN_TABLE[np.int64((low * _DEBRUIJN) >> np.uint64(58))]
+
+
+_DEBRUIJN_TABLE = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _DEBRUIJN_TABLE[int(((1 << _i) * 0x03F79D71B4CB0A89 % (1 << 64)) >> 58)] = _i
+
+
+@njit(cache=True)
+def buddy_insert(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: np.ndarray, order: int,
+                 block: int) -> None:
+    """Mark block number ``block`` (frames ``block << order``...) of ``order`` free."""
+    w = block >> 6
+    bits[boff[order] + w] |= np.uint64(1) << np.uint64(block & 63)
+    nr_free[order] += 1
+    if w < hint[order]:
+        hint[order] = w
+
+
+@njit(cache=True)
+def buddy_can_alloc(nr_free: np.ndarray, order: int) -> bool:
+    """Whether a free block of ``order`` or larger exists."""
+    for o in range(order, MAX_ORDER + 1):
+        if nr_free[o] > 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def buddy_alloc(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: np.ndarray,
+                order: int) -> int:
+    """Allocate ``2**order`` frames: the lowest block of the smallest sufficient order, split.
+
+    Returns the first frame, or -1 when no block of ``order`` or larger is free.
+    """
+    for o in range(order, MAX_ORDER + 1):
+        if nr_free[o] == 0:
+            continue
+        w = hint[o]
+        base = boff[o]
+        while bits[base + w] == 0:
+            w += 1
+        hint[o] = w
+        word = bits[base + w]
+        b = _ctz(word)
+        bits[base + w] = word & ~(np.uint64(1) << np.uint64(b))
+        nr_free[o] -= 1
+        frame = ((w << 6) + b) << o
+        for k in range(order, o):
+            buddy_insert(bits, boff, nr_free, hint, k, (frame + (np.int64(1) << k)) >> k)
+        return frame
+    return -1
+
+
+@njit(cache=True)
+def buddy_init(frames: int, removed: np.ndarray, bits: np.ndarray, boff: np.ndarray,
+               nr_free: np.ndarray, hint: np.ndarray) -> None:
+    """Free space = the canonical decomposition of ``[0, frames)`` minus the sorted ``removed`` frames."""
+    stack_start = np.empty(64, dtype=np.int64)
+    stack_order = np.empty(64, dtype=np.int64)
+    for o in range(MAX_ORDER + 1):
+        hint[o] = 1 << 62
+    for top in range(0, frames, 1 << MAX_ORDER):
+        sp = 0
+        stack_start[0] = top
+        stack_order[0] = MAX_ORDER
+        sp = 1
+        while sp > 0:
+            sp -= 1
+            s = stack_start[sp]
+            o = stack_order[sp]
+            lo = np.searchsorted(removed, s)
+            hi = np.searchsorted(removed, s + (np.int64(1) << o))
+            if lo == hi:
+                buddy_insert(bits, boff, nr_free, hint, o, s >> o)
+            elif o > 0:
+                half = np.int64(1) << (o - 1)
+                stack_start[sp] = s + half
+                stack_order[sp] = o - 1
+                stack_start[sp + 1] = s
+                stack_order[sp + 1] = o - 1
+                sp += 2
+    for o in range(MAX_ORDER + 1):
+        if hint[o] == 1 << 62:
+            hint[o] = 0
+
+
+# ================================ host side ========================================================
+@njit(cache=True)
+def host_fault(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, h_occ2m: np.ndarray,
+               h_occ1g: np.ndarray, htbl: np.ndarray, hbits: np.ndarray, hboff: np.ndarray,
+               hnr: np.ndarray, hhint: np.ndarray) -> bool:
+    """Back guest-physical frame ``frame`` (MODEL.md section 2, host fault). False = host out of memory."""
+    levels = P[P_H_LEVELS]
+    pshift = P[P_H_PSHIFT]
+    s = 0
+    for cand in (30, 21, 12):
+        if cand > pshift:
+            continue
+        if cand == 30 and h_occ1g[frame >> 18] != 0:
+            continue
+        if cand == 21 and h_occ2m[frame >> 9] != 0:
+            continue
+        if buddy_can_alloc(hnr, cand - 12):
+            s = cand
+            break
+    if s == 0:
+        return False
+    leaf = levels - (s - 12) // 9
+    for level in range(2, leaf + 1):
+        idx = P[P_HTBL_OFF + level] + (frame >> (9 * (levels - level + 1)))
+        if htbl[idx] == 0:
+            if buddy_alloc(hbits, hboff, hnr, hhint, 0) < 0:
+                return False
+            htbl[idx] = 1
+            C[C_HOST_PT_PAGES] += 1
+    if buddy_alloc(hbits, hboff, hnr, hhint, s - 12) < 0:
+        return False
+    span = np.int64(1) << (s - 12)
+    first = (frame >> (s - 12)) << (s - 12)
+    for f in range(first, first + span):
+        h_shift[f] = s
+    if s == 30:
+        for r in range(first >> 9, (first >> 9) + 512):
+            h_occ2m[r] = 1
+    else:
+        h_occ2m[frame >> 9] = 1
+    h_occ1g[frame >> 18] = 1
+    C[C_HOST_FAULTS] += 1
+    C[C_HOST_PAGES_4K + (s - 12) // 9] += 1
+    if s < pshift:
+        C[C_HOST_FALLBACKS] += 1
+    C[C_HOST_BACKED_BYTES] += np.int64(1) << s
+    if P[P_H_ZERO] != 0:
+        C[C_HOST_ZEROED_BYTES] += np.int64(1) << s
+    return True
+
+
+@njit(cache=True)
+def host_touch(first: int, nframes: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray,
+               h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray, hbits: np.ndarray,
+               hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray) -> bool:
+    """Host-touch guest frames ``[first, first + nframes)`` in ascending order. False = out of memory."""
+    f = first
+    end = first + nframes
+    while f < end:
+        if h_shift[f] == 0:
+            if not host_fault(f, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint):
+                return False
+        # skip to the end of the host page that backs f
+        sub = h_shift[f] - 12
+        f = ((f >> sub) + 1) << sub
+    return True
+
+
+@njit(cache=True)
+def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, tags: np.ndarray,
+                   desc: np.ndarray) -> int:
+    """Host-translate guest-physical frame ``frame`` (MODEL.md section 4); returns host PTE loads."""
+    hs = np.int64(h_shift[frame])
+    code = (hs - 12) // 9
+    pfn = frame >> (hs - 12)  # = gpa >> hs
+    levels = P[P_H_LEVELS]
+    H = levels - code
+    ntlb = P[P_NTLB_IDX]
+    tag = (pfn << 2) | code
+    if ntlb >= 0 and lru_lookup(tags, desc, ntlb, pfn, tag):
+        C[C_NTLB_HITS] += 1
+        return 0
+    C[C_NTLB_MISSES] += 1
+    kh = 0
+    for j in range(H - 1, 0, -1):
+        arr = P[P_HPSC_IDX + j]
+        if arr >= 0:
+            key = frame >> (9 * (levels - j))
+            if lru_lookup(tags, desc, arr, key, key):
+                kh = j
+                break
+    loads = H - kh
+    C[C_HOST_PTE_LOADS] += loads
+    for j in range(kh + 1, H):
+        arr = P[P_HPSC_IDX + j]
+        if arr >= 0:
+            key = frame >> (9 * (levels - j))
+            lru_fill(tags, desc, arr, key, key)
+    if ntlb >= 0:
+        lru_fill(tags, desc, ntlb, pfn, tag)
+    return loads
+
+
+# ================================ one translation ==================================================
+@njit(cache=True)
+def translate(p4: int, slot: int, P: np.ndarray, C: np.ndarray, tags: np.ndarray, desc: np.ndarray,
+              slot_gs: np.ndarray, slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray,
+              g_root: int, h_shift: np.ndarray, hist: np.ndarray) -> None:
+    """TLB lookups and, on a miss, the 2D walk (MODEL.md sections 3-4) of a mapped, backed page."""
+    es = np.int64(slot_es[slot])
+    code = (es - 12) // 9
+    vpn = p4 >> (es - 12)
+    tag = (vpn << 2) | code
+    l1 = P[P_L1_IDX + code]
+    if l1 >= 0 and lru_lookup(tags, desc, l1, vpn, tag):
+        C[C_L1_HITS] += 1
+        return
+    l2 = P[P_L2_IDX + code]
+    if l2 >= 0 and lru_lookup(tags, desc, l2, vpn, tag):
+        C[C_L2_HITS] += 1
+        if l1 >= 0:
+            lru_fill(tags, desc, l1, vpn, tag)
+        return
+    C[C_WALKS] += 1
+    virt = P[P_VIRT] != 0
+    levels = P[P_G_LEVELS]
+    G = levels - (np.int64(slot_gs[slot]) - 12) // 9
+    k = 0
+    for j in range(G - 1, 0, -1):
+        arr = P[P_GPSC_IDX + j]
+        if arr >= 0:
+            key = p4 >> (9 * (levels - j))
+            if lru_lookup(tags, desc, arr, key, key):
+                k = j
+                break
+    if k > 0:
+        C[C_PSC_GUEST_HITS] += 1
+    loads = 0
+    for j in range(k + 1, G + 1):
+        if virt and not (j == k + 1 and k >= 1):
+            table = g_root if j == 1 else slot_tbl[slot * SLOT_TABLES + j]
+            loads += host_translate(table, P, C, h_shift, tags, desc)
+        loads += 1
+    C[C_GUEST_PTE_LOADS] += G - k
+    if virt:
+        loads += host_translate(slot_gframe[slot], P, C, h_shift, tags, desc)
+    for j in range(k + 1, G):
+        arr = P[P_GPSC_IDX + j]
+        if arr >= 0:
+            key = p4 >> (9 * (levels - j))
+            lru_fill(tags, desc, arr, key, key)
+    hist[loads] += 1
+    if l2 >= 0:
+        lru_fill(tags, desc, l2, vpn, tag)
+    if l1 >= 0:
+        lru_fill(tags, desc, l1, vpn, tag)
+
+
+# ================================ first touch of a 4 KiB page ======================================
+@njit(cache=True)
+def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray, aux_v: np.ndarray,
+             fill: np.ndarray,
+             slot_gs: np.ndarray, slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray,
+             gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
+             h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
+             hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray) -> int:
+    """Fill ``slot`` for virtual page ``p4``: guest fault if unmapped, host fault if unbacked.
+
+    Every new ``aux`` entry is counted in ``fill[1]``. Returns STATUS_DONE or an out-of-memory status.
+    """
+    levels = P[P_G_LEVELS]
+    virt = P[P_VIRT] != 0
+    gs = 0
+    gframe = np.int64(-1)
+    m = ht_get(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_MAP1G)
+    if m >= 0:
+        gs = 30
+        gframe = m + (p4 & ((1 << 18) - 1))
+    else:
+        m = ht_get(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_MAP2M)
+        if m >= 0:
+            gs = 21
+            gframe = m + (p4 & 511)
+    if gs == 0:
+        # ---- guest fault (MODEL.md section 2) ----
+        pshift = P[P_G_PSHIFT]
+        for cand in (30, 21, 12):
+            if cand > pshift:
+                continue
+            if cand == 30 and ht_get(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G) >= 0:
+                continue
+            if cand == 21 and ht_get(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_OCC2M) >= 0:
+                continue
+            if buddy_can_alloc(gnr, cand - 12):
+                gs = cand
+                break
+        if gs == 0:
+            return STATUS_OOM_GUEST
+        leaf = levels - (gs - 12) // 9
+        for level in range(2, leaf + 1):
+            key = ((p4 >> (9 * (levels - level + 1))) << 4) | (TAG_TABLE + level)
+            if ht_get(aux_k, aux_v, key) < 0:
+                t = buddy_alloc(gbits, gboff, gnr, ghint, 0)
+                if t < 0:
+                    return STATUS_OOM_GUEST
+                fill[1] += ht_put(aux_k, aux_v, key, t)
+                C[C_GUEST_PT_PAGES] += 1
+                if virt and not host_touch(t, 1, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr,
+                                           hhint):
+                    return STATUS_OOM_HOST
+        data = buddy_alloc(gbits, gboff, gnr, ghint, gs - 12)
+        if data < 0:
+            return STATUS_OOM_GUEST
+        if gs == 30:
+            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_MAP1G, data)
+        elif gs == 21:
+            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_MAP2M, data)
+            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
+        else:
+            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_OCC2M, 1)
+            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
+        C[C_GUEST_FAULTS] += 1
+        C[C_GUEST_PAGES_4K + (gs - 12) // 9] += 1
+        if gs < pshift:
+            C[C_GUEST_FALLBACKS] += 1
+        if P[P_G_ZERO] != 0:
+            C[C_GUEST_ZEROED_BYTES] += np.int64(1) << gs
+            if virt and not host_touch(data, np.int64(1) << (gs - 12), P, C, h_shift, h_occ2m, h_occ1g, htbl,
+                                       hbits, hboff, hnr, hhint):
+                return STATUS_OOM_HOST
+        gframe = data + (p4 & ((np.int64(1) << (gs - 12)) - 1))
+    # the page's guest tables (all exist once the page is mapped)
+    leaf = levels - (gs - 12) // 9
+    for level in range(2, leaf + 1):
+        key = ((p4 >> (9 * (levels - level + 1))) << 4) | (TAG_TABLE + level)
+        slot_tbl[slot * SLOT_TABLES + level] = ht_get(aux_k, aux_v, key)
+    es = gs
+    if virt:
+        if h_shift[gframe] == 0 and not host_fault(gframe, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits,
+                                                   hboff, hnr, hhint):
+            return STATUS_OOM_HOST
+        hs = np.int64(h_shift[gframe])  # type: ignore[assignment]
+        if hs < es:
+            es = hs
+    slot_gs[slot] = gs
+    slot_es[slot] = es
+    slot_gframe[slot] = gframe
+    C[C_TOUCHED_PAGES] += 1
+    return STATUS_DONE
+
+
+# ================================ the chunk loop ===================================================
+@njit(cache=True)
+def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, l1_extra: int,
+              l2_extra: int) -> None:
+    series[row, S_TRANSLATIONS] = at
+    series[row, S_L1_HITS] = C[C_L1_HITS] + l1_extra
+    series[row, S_L2_HITS] = C[C_L2_HITS] + l2_extra
+    series[row, S_WALKS] = C[C_WALKS]
+    series[row, S_WALK_LOADS] = C[C_GUEST_PTE_LOADS] + C[C_HOST_PTE_LOADS]
+    series[row, S_GUEST_FAULTS] = C[C_GUEST_FAULTS]
+    series[row, S_HOST_FAULTS] = C[C_HOST_FAULTS]
+    series[row, S_HOST_BACKED] = C[C_HOST_BACKED_BYTES]
+    series[row, S_GUEST_ZEROED] = C[C_GUEST_ZEROED_BYTES]
+    series[row, S_HOST_ZEROED] = C[C_HOST_ZEROED_BYTES]
+
+
+@njit(cache=True)
+def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray, C: np.ndarray,
+              tags: np.ndarray, desc: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray,
+              aux_k: np.ndarray, aux_v: np.ndarray, fill: np.ndarray, slot_gs: np.ndarray,
+              slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray, g_root: int,
+              gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
+              h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
+              hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray,
+              hist: np.ndarray, series: np.ndarray) -> tuple[int, int]:
+    """Replay runs ``[start, len)``: run ``i`` is ``runs_n[i]`` translations of 4 KiB page ``runs_p4[i]``.
+
+    ``fill`` = [slots used, aux entries used, series rows used]. Returns (status, position).
+    """
+    window = P[P_WINDOW]
+    slot_limit = min(slots_k.shape[0] >> 1, slot_gs.shape[0])
+    aux_limit = (aux_k.shape[0] >> 1) - 16
+    next_boundary = (C[C_ACCESSES] // window + 1) * window
+    n_runs = runs_p4.shape[0]
+    for i in range(start, n_runs):
+        p4 = runs_p4[i]
+        count = np.int64(runs_n[i])
+        # room for one more page and for every snapshot this run may emit
+        if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
+            return STATUS_GROW, i
+        if fill[2] + count // window + 2 >= series.shape[0]:
+            return STATUS_GROW, i
+        slot = ht_get(slots_k, slots_v, p4)
+        if slot < 0:
+            slot = fill[0]
+            status = new_page(p4, slot, P, C, aux_k, aux_v, fill, slot_gs, slot_es, slot_gframe, slot_tbl,
+                              gbits, gboff, gnr, ghint, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff,
+                              hnr, hhint)
+            if status != STATUS_DONE:
+                return status, i
+            fill[0] += 1
+            ht_put(slots_k, slots_v, p4, slot)
+        es_code = (np.int64(slot_es[slot]) - 12) // 9
+        collapse = P[P_L1_IDX + es_code] >= 0 or P[P_L2_IDX + es_code] >= 0
+        reps = np.int64(1) if collapse else count
+        for _ in range(reps):
+            translate(p4, slot, P, C, tags, desc, slot_gs, slot_es, slot_gframe, slot_tbl, g_root, h_shift,
+                      hist)
+            C[C_ACCESSES] += 1
+            if not collapse:
+                while next_boundary <= C[C_ACCESSES]:
+                    _snapshot(series, fill[2], next_boundary, C, 0, 0)
+                    fill[2] += 1
+                    next_boundary += window
+        if collapse and count > 1:
+            # repeats hit the most-recent entry: exact under LRU (module docstring)
+            first_done = C[C_ACCESSES]
+            while next_boundary <= first_done + count - 1:
+                extra = next_boundary - first_done
+                if P[P_L1_IDX + es_code] >= 0:
+                    _snapshot(series, fill[2], next_boundary, C, extra, 0)
+                else:
+                    _snapshot(series, fill[2], next_boundary, C, 0, extra)
+                fill[2] += 1
+                next_boundary += window
+            if P[P_L1_IDX + es_code] >= 0:
+                C[C_L1_HITS] += count - 1
+            else:
+                C[C_L2_HITS] += count - 1
+            C[C_ACCESSES] += count - 1
+        if collapse:
+            while next_boundary <= C[C_ACCESSES]:
+                _snapshot(series, fill[2], next_boundary, C, 0, 0)
+                fill[2] += 1
+                next_boundary += window
+    return STATUS_DONE, n_runs
