@@ -1,6 +1,6 @@
 """Config layer: validated, frozen model configs and the shipped CPU and VM presets."""
 
-from memmodel.config.load import load_config, parse_config, preset_names, preset_text
+from memmodel.config.load import load_config, load_raw, parse_config, preset_names, preset_text
 from memmodel.config.model import ModelConfig, PscArray, SideConfig, TlbArray
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "SideConfig",
     "TlbArray",
     "load_config",
+    "load_raw",
     "parse_config",
     "preset_names",
     "preset_text",

@@ -60,6 +60,15 @@ def load_config(spec: str | Path, cpu: str | None = None) -> ModelConfig:
     Returns:
         The validated, fully resolved config.
     """
+    raw, source = load_raw(spec)
+    return parse_config(raw, source=source, cpu=cpu)
+
+
+def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
+    """The unvalidated TOML document of a preset name or config file, and its source label.
+
+    Sweeps edit this document (e.g. ``host.fragmentation``) before :func:`parse_config` validates it.
+    """
     spec_str = str(spec)
     path = Path(spec_str)
     if path.suffix == ".toml" or path.exists():
@@ -74,7 +83,7 @@ def load_config(spec: str | Path, cpu: str | None = None) -> ModelConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return parse_config(raw, source=source, cpu=cpu)
+    return raw, source
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None = None) -> ModelConfig:

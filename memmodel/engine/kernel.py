@@ -615,3 +615,14 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                 fill[2] += 1
                 next_boundary += window
     return STATUS_DONE, n_runs
+
+
+@njit(cache=True)
+def lookup_shifts(p4: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray, slot_es: np.ndarray) -> np.ndarray:
+    """Effective TLB page shift of each 4 KiB virtual page already translated (0 if never translated)."""
+    out = np.zeros(p4.shape[0], dtype=np.uint8)
+    for i in range(p4.shape[0]):
+        slot = ht_get(slots_k, slots_v, p4[i])
+        if slot >= 0:
+            out[i] = slot_es[slot]
+    return out

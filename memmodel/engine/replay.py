@@ -265,6 +265,14 @@ class Replay:
         self.C[K.C_INSTRUCTIONS] += instructions
         self.feed_runs(runs_p4, runs_n)
 
+    def effective_shifts(self, runs_p4: np.ndarray) -> np.ndarray:
+        """The TLB entry shift ``es = min(guest shift, host shift)`` of each given 4 KiB virtual page.
+
+        A page's mapping never changes once made (v1 never frees), so after a replay this is the page
+        size every translation of that page used; 0 for pages this replay never translated.
+        """
+        return K.lookup_shifts(np.asarray(runs_p4, dtype=np.int64), self.slots_k, self.slots_v, self.slot_es)
+
     # ---- results ------------------------------------------------------------------------------------
     def result(self) -> SimResult:
         """The counters of MODEL.md section 6 (exact), the walk histogram and the time series."""
