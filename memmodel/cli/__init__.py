@@ -33,11 +33,13 @@ def _root(
         raise typer.Exit()
 
 
-# Registration order is the order of `memmodel --help`.
+# Registration order is the order of `memmodel --help`: trace -> engine -> compare -> sweep.
+# isort: off
 from memmodel.cli import trace_cmds as _trace_cmds  # noqa: E402,F401
 from memmodel.cli import engine_cmds as _engine_cmds  # noqa: E402,F401
 from memmodel.cli import compare_cmds as _compare_cmds  # noqa: E402,F401
 from memmodel.cli import sweep_cmds as _sweep_cmds  # noqa: E402,F401
+# isort: on
 
 
 def main() -> None:
