@@ -4,7 +4,8 @@ The state of a run lives in flat numpy arrays (built by :mod:`memmodel.engine.st
 kernels can be compiled once and cached (``cache=True``):
 
 * **LRU arrays** (every TLB array, PSC and the nested TLB) share one ``tags`` int64 array. Array ``i``
-  occupies ``tags[desc[3i] : desc[3i] + sets * ways]`` (``desc = [offset, sets, ways] * n``); each set
+  occupies ``tags[desc[4i] : desc[4i] + sets * ways]`` (``desc = [offset, sets, ways, mask] * n``, mask =
+  ``sets - 1`` when ``sets`` is a power of two, else -1); each set
   is a row of ``ways`` tags ordered most-recent first, ``-1`` marking an empty way. A hit moves the
   tag to the front; a fill shifts the row right (dropping the least recent) and writes the front.
 * **Buddy allocators**: one bitmap per order (bit ``i`` of order ``o`` = the block of frames
@@ -158,10 +159,11 @@ def ht_rehash(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals
 @njit(cache=True, inline="always")
 def lru_lookup(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> bool:
     """Look ``tag`` up in its set (``index mod sets``); a hit becomes most recent."""
-    off = desc[3 * arr]
-    sets = desc[3 * arr + 1]
-    ways = desc[3 * arr + 2]
-    base = off + (index % sets) * ways
+    off = desc[4 * arr]
+    ways = desc[4 * arr + 2]
+    mask = desc[4 * arr + 3]
+    # a power-of-two set count avoids a 64-bit division on every lookup
+    base = off + ((index & mask) if mask >= 0 else (index % desc[4 * arr + 1])) * ways
     for w in range(ways):
         t = tags[base + w]
         if t == tag:
@@ -177,10 +179,11 @@ def lru_lookup(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: in
 @njit(cache=True, inline="always")
 def lru_fill(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> None:
     """Insert ``tag`` (known absent) as most recent, evicting the least recent of a full set."""
-    off = desc[3 * arr]
-    sets = desc[3 * arr + 1]
-    ways = desc[3 * arr + 2]
-    base = off + (index % sets) * ways
+    off = desc[4 * arr]
+    ways = desc[4 * arr + 2]
+    mask = desc[4 * arr + 3]
+    # a power-of-two set count avoids a 64-bit division on every lookup
+    base = off + ((index & mask) if mask >= 0 else (index % desc[4 * arr + 1])) * ways
     for x in range(ways - 1, 0, -1):
         tags[base + x] = tags[base + x - 1]
     tags[base] = tag
@@ -569,7 +572,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
         # room for one more page and for every snapshot this run may emit
         if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
             return STATUS_GROW, i
-        if fill[2] + count // window + 2 >= series.shape[0]:
+        if fill[2] + 2 + (count // window if count >= window else 0) >= series.shape[0]:
             return STATUS_GROW, i
         slot = ht_get(slots_k, slots_v, p4)
         if slot < 0:

@@ -104,9 +104,10 @@ class Replay:
 
         def add(entries: int, ways: int) -> int:
             nonlocal offset
-            desc.extend((offset, entries // ways, ways))
+            sets = entries // ways
+            desc.extend((offset, sets, ways, sets - 1 if sets & (sets - 1) == 0 else -1))
             offset += entries
-            return len(desc) // 3 - 1
+            return len(desc) // 4 - 1
 
         for base, arrays in ((K.P_L1_IDX, cfg.tlb_l1), (K.P_L2_IDX, cfg.tlb_l2)):
             for arr in arrays:
@@ -121,7 +122,7 @@ class Replay:
             if cfg.ntlb is not None:
                 P[K.P_NTLB_IDX] = add(cfg.ntlb.entries, cfg.ntlb.ways)
         self.tags = np.full(max(offset, 1), -1, dtype=np.int64)
-        self.desc = np.array(desc or [0, 1, 1], dtype=np.int64)
+        self.desc = np.array(desc or [0, 1, 1, 0], dtype=np.int64)
 
         # ---- host side (arrays per guest-physical 4 KiB frame) --------------------------------------
         self.C = np.zeros(K.N_COUNTERS, dtype=np.int64)
