@@ -228,8 +228,8 @@ def _side(table: dict[str, Any], side: str, source: str, default_memory: int, al
     if not 0.0 <= fragmentation < 1.0:
         raise ConfigError(f"{source}: key '{side}.fragmentation' = {fragmentation}; allowed: 0 <= f < 1")
     seed = _get(table, "seed", int, source, side, default=0)
-    if not 0 <= seed < (1 << 32):
-        raise ConfigError(f"{source}: key '{side}.seed' = {seed}; allowed: 0 <= seed < 2^32")
+    if not 0 <= seed < (1 << 64):
+        raise ConfigError(f"{source}: key '{side}.seed' = {seed}; allowed: 0 <= seed < 2^64")
     prealloc = _get(table, "prealloc", bool, source, side, default=False)
     return SideConfig(levels, page_shift, zeroing, memory, fragmentation, seed, prealloc)
 
