@@ -163,7 +163,7 @@ def build_points(traces: Sequence[str | Path], configs: Sequence[str | Path],
 
 
 # ================================ the worker ========================================================
-def _trace_input(path: str) -> Any:
+def trace_input(path: str) -> Any:
     """What :func:`memmodel.analysis.api.run` reads: the path itself, or the arrays of an ``.npz``.
 
     An ``.npz`` (``np.savez`` with ``kind``, ``gva``, ``size``) is a synthetic trace read from its path
@@ -186,7 +186,7 @@ def run_point(point: Point, window: int = 100_000) -> dict[str, Any]:
     from memmodel.analysis.api import run, runs_to_frame
 
     cfg = point.resolve()
-    runs = run(_trace_input(point.trace), [cfg], window=window)
+    runs = run(trace_input(point.trace), [cfg], window=window)
     result = runs_to_frame(runs).row(0, named=True)
     row: dict[str, Any] = {"trace": point.trace, "config": point.config}
     row.update(point.overrides)
