@@ -234,8 +234,10 @@ def result_schema(grid_keys: Sequence[str], points: Sequence[Point]) -> dict[str
         fixed[k] = pl.Float64 if "_index_" in k else pl.Int64
     for k in _derived_names():
         fixed[k] = pl.Float64
-    for key in grid_keys:
-        if key not in fixed and key not in schema:
+    for key in grid_keys:  # grid columns right after trace/config, in grid order
+        if key in fixed:  # e.g. cpu: the resolved value is the override
+            schema[key] = fixed.pop(key)
+        elif key not in schema:
             values = [v for p in points for k, v in p.overrides if k == key]
             schema[key] = _grid_dtype(values)
     schema.update(fixed)
