@@ -77,7 +77,7 @@ def test_points_are_the_cross_product_in_deterministic_order() -> None:
 def test_part_key_is_a_stable_hash_of_the_parameters() -> None:
     a = Point("t.npz", "baseline-4k", (("host.fragmentation", 0.3),))
     assert a.key() == Point("t.npz", "baseline-4k", (("host.fragmentation", 0.3),)).key()
-    assert a.key() == "%s" % a.key() and len(a.key()) == 20
+    assert a.key() == "02011a79417a46d71a60"  # fixed across processes and runs (parts are found again)
     assert a.key() != Point("t.npz", "baseline-4k", (("host.fragmentation", 0.6),)).key()
 
 
