@@ -169,7 +169,9 @@ def host_fragmentation(runs: Sequence[Run]) -> go.Figure:
         fig.add_bar(x=sizes, y=np.where(nr > 0, nr, np.nan), name=label, marker_color=PALETTE[i % len(PALETTE)],
                     hovertemplate="order %{x}: %{y:,} free blocks<extra>" + label + "</extra>")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(type="log")
+    top = max((int(np.max(r.result.host_nr_free)) for r in runs if r.config.virtualized), default=1)
+    # decades only; the range starts below 1 so that orders with a single free block show a bar
+    fig.update_yaxes(type="log", dtick=1, range=[np.log10(0.5), np.log10(max(top, 1) * 2)])
     return _layout(fig, "Host free memory by block size at the end of the run",
                    "buddy order (block size)", "free blocks (log scale)")
 
