@@ -116,7 +116,7 @@ def _slot_of(key: int, mask: int) -> int:
     return np.int64(h >> np.uint64(32)) & mask  # type: ignore[return-value]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ht_get(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
     """Value of ``key`` in an open-addressing table, or -1."""
     mask = keys.shape[0] - 1
@@ -349,7 +349,7 @@ def host_touch(first: int, nframes: int, P: np.ndarray, C: np.ndarray, h_shift: 
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, tags: np.ndarray,
                    desc: np.ndarray) -> int:
     """Host-translate guest-physical frame ``frame`` (MODEL.md section 4); returns host PTE loads."""
@@ -386,19 +386,14 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
 
 # ================================ one translation ==================================================
 @njit(cache=True)
-def translate(p4: int, slot: int, P: np.ndarray, C: np.ndarray, tags: np.ndarray, desc: np.ndarray,
-              slot_gs: np.ndarray, slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray,
-              g_root: int, h_shift: np.ndarray, hist: np.ndarray) -> None:
-    """TLB lookups and, on a miss, the 2D walk (MODEL.md sections 3-4) of a mapped, backed page."""
-    es = np.int64(slot_es[slot])
-    code = (es - 12) // 9
-    vpn = p4 >> (es - 12)
-    tag = (vpn << 2) | code
-    l1 = P[P_L1_IDX + code]
-    if l1 >= 0 and lru_lookup(tags, desc, l1, vpn, tag):
-        C[C_L1_HITS] += 1
-        return
-    l2 = P[P_L2_IDX + code]
+def translate_miss(p4: int, slot: int, vpn: int, tag: int, l1: int, l2: int, P: np.ndarray, C: np.ndarray,
+                   tags: np.ndarray, desc: np.ndarray, slot_gs: np.ndarray, slot_gframe: np.ndarray,
+                   slot_tbl: np.ndarray, g_root: int, h_shift: np.ndarray, hist: np.ndarray) -> None:
+    """A translation that missed the L1 array ``l1`` (or has none): L2, then the 2D walk (MODEL.md 3-4).
+
+    ``vpn``/``tag`` are the TLB page number and tag of the page's entry; ``l1``/``l2`` the indices of
+    the arrays that hold its size (-1 = none).
+    """
     if l2 >= 0 and lru_lookup(tags, desc, l2, vpn, tag):
         C[C_L2_HITS] += 1
         if l1 >= 0:
@@ -534,11 +529,11 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
 
 # ================================ the chunk loop ===================================================
 @njit(cache=True)
-def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, l1_extra: int,
-              l2_extra: int) -> None:
+def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, hit_counter: int, extra: int) -> None:
+    """Row ``row``: cumulative values after ``at`` translations (``extra`` pending hits on ``hit_counter``)."""
     series[row, S_TRANSLATIONS] = at
-    series[row, S_L1_HITS] = C[C_L1_HITS] + l1_extra
-    series[row, S_L2_HITS] = C[C_L2_HITS] + l2_extra
+    series[row, S_L1_HITS] = C[C_L1_HITS] + (extra if hit_counter == C_L1_HITS else 0)
+    series[row, S_L2_HITS] = C[C_L2_HITS] + (extra if hit_counter == C_L2_HITS else 0)
     series[row, S_WALKS] = C[C_WALKS]
     series[row, S_WALK_LOADS] = C[C_GUEST_PTE_LOADS] + C[C_HOST_PTE_LOADS]
     series[row, S_GUEST_FAULTS] = C[C_GUEST_FAULTS]
@@ -559,20 +554,24 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
               hist: np.ndarray, series: np.ndarray) -> tuple[int, int]:
     """Replay runs ``[start, len)``: run ``i`` is ``runs_n[i]`` translations of 4 KiB page ``runs_p4[i]``.
 
-    ``fill`` = [slots used, aux entries used, series rows used]. Returns (status, position).
+    ``fill`` = [slots used, aux entries used, series rows used]. Returns (status, position); state is
+    consistent at ``position`` (nothing of that run has been applied).
     """
     window = P[P_WINDOW]
     slot_limit = min(slots_k.shape[0] >> 1, slot_gs.shape[0])
     aux_limit = (aux_k.shape[0] >> 1) - 16
-    next_boundary = (C[C_ACCESSES] // window + 1) * window
+    acc = C[C_ACCESSES]
+    next_boundary = (acc // window + 1) * window
+    l1_of = P[P_L1_IDX : P_L1_IDX + 3]
+    l2_of = P[P_L2_IDX : P_L2_IDX + 3]
     n_runs = runs_p4.shape[0]
     for i in range(start, n_runs):
         p4 = runs_p4[i]
         count = np.int64(runs_n[i])
         # room for one more page and for every snapshot this run may emit
-        if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
-            return STATUS_GROW, i
-        if fill[2] + 2 + (count // window if count >= window else 0) >= series.shape[0]:
+        if (fill[0] + 1 >= slot_limit or fill[1] >= aux_limit
+                or fill[2] + 2 + (count // window if count >= window else 0) >= series.shape[0]):
+            C[C_ACCESSES] = acc
             return STATUS_GROW, i
         slot = ht_get(slots_k, slots_v, p4)
         if slot < 0:
@@ -581,42 +580,44 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                               gbits, gboff, gnr, ghint, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff,
                               hnr, hhint)
             if status != STATUS_DONE:
+                C[C_ACCESSES] = acc
                 return status, i
             fill[0] += 1
             ht_put(slots_k, slots_v, p4, slot)
-        es_code = (np.int64(slot_es[slot]) - 12) // 9
-        collapse = P[P_L1_IDX + es_code] >= 0 or P[P_L2_IDX + es_code] >= 0
-        reps = np.int64(1) if collapse else count
-        for _ in range(reps):
-            translate(p4, slot, P, C, tags, desc, slot_gs, slot_es, slot_gframe, slot_tbl, g_root, h_shift,
-                      hist)
-            C[C_ACCESSES] += 1
-            if not collapse:
-                while next_boundary <= C[C_ACCESSES]:
-                    _snapshot(series, fill[2], next_boundary, C, 0, 0)
+        es = np.int64(slot_es[slot])
+        code = (es - 12) // 9
+        vpn = p4 >> (es - 12)
+        tag = (vpn << 2) | code
+        l1 = l1_of[code]
+        l2 = l2_of[code]
+        if l1 < 0 and l2 < 0:
+            # no array holds this size: every translation walks
+            for _ in range(count):
+                translate_miss(p4, slot, vpn, tag, l1, l2, P, C, tags, desc, slot_gs, slot_gframe, slot_tbl,
+                               g_root, h_shift, hist)
+                acc += 1
+                if next_boundary <= acc:
+                    _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, 0)
                     fill[2] += 1
                     next_boundary += window
-        if collapse and count > 1:
-            # repeats hit the most-recent entry: exact under LRU (module docstring)
-            first_done = C[C_ACCESSES]
-            while next_boundary <= first_done + count - 1:
-                extra = next_boundary - first_done
-                if P[P_L1_IDX + es_code] >= 0:
-                    _snapshot(series, fill[2], next_boundary, C, extra, 0)
-                else:
-                    _snapshot(series, fill[2], next_boundary, C, 0, extra)
-                fill[2] += 1
-                next_boundary += window
-            if P[P_L1_IDX + es_code] >= 0:
-                C[C_L1_HITS] += count - 1
-            else:
-                C[C_L2_HITS] += count - 1
-            C[C_ACCESSES] += count - 1
-        if collapse:
-            while next_boundary <= C[C_ACCESSES]:
-                _snapshot(series, fill[2], next_boundary, C, 0, 0)
-                fill[2] += 1
-                next_boundary += window
+            continue
+        # first translation of the run in full...
+        if l1 >= 0 and lru_lookup(tags, desc, l1, vpn, tag):
+            C[C_L1_HITS] += 1
+        else:
+            translate_miss(p4, slot, vpn, tag, l1, l2, P, C, tags, desc, slot_gs, slot_gframe, slot_tbl,
+                           g_root, h_shift, hist)
+        acc += 1
+        # ...then the repeats hit the most-recent entry: exact under LRU (module docstring)
+        repeats = count - 1
+        hit_counter = C_L1_HITS if l1 >= 0 else C_L2_HITS
+        while next_boundary <= acc + repeats:
+            _snapshot(series, fill[2], next_boundary, C, hit_counter, next_boundary - acc)
+            fill[2] += 1
+            next_boundary += window
+        C[hit_counter] += repeats
+        acc += repeats
+    C[C_ACCESSES] = acc
     return STATUS_DONE, n_runs
 
 

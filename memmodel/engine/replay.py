@@ -339,29 +339,38 @@ def translations_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray) ->
     """
     kind = np.asarray(kind)
     data = kind != 0
-    instructions = int(kind.shape[0] - np.count_nonzero(data))
-    g = np.asarray(gva, dtype=np.uint64)[data]
-    n = np.asarray(size)[data].astype(np.uint64)
-    if g.shape[0] == 0:
+    n_data = int(np.count_nonzero(data))
+    instructions = int(kind.shape[0]) - n_data
+    if n_data == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), instructions
-    p1 = (g >> np.uint64(12)).astype(np.int64)
-    straddle = (g & np.uint64(4095)) + n > np.uint64(4096)
-    if straddle.any():
+    g = np.asarray(gva, dtype=np.uint64)[data]  # a fresh array: shifted in place below
+    n = np.asarray(size)[data]
+    end = (g & np.uint64(4095)).astype(np.uint32)
+    end += n  # in-page offset + size (< 2^17: no overflow)
+    straddle = end > 4096
+    n_straddle = int(np.count_nonzero(straddle))
+    if n_straddle:
         with np.errstate(over="ignore"):
-            p2 = ((g[straddle] + n[straddle] - np.uint64(1)) >> np.uint64(12)).astype(np.int64)
-        extra = np.cumsum(straddle)
-        pos1 = np.arange(g.shape[0]) + extra - straddle
-        pages = np.empty(g.shape[0] + p2.shape[0], dtype=np.int64)
-        pages[pos1] = p1
-        pages[pos1[straddle] + 1] = p2
+            last = g[straddle] + (n[straddle].astype(np.uint64) - np.uint64(1))
+        np.right_shift(last, np.uint64(12), out=last)
+    np.right_shift(g, np.uint64(12), out=g)
+    first = g.view(np.int64)  # 4 KiB page numbers < 2^52
+    if n_straddle:
+        # the second translation follows its access immediately
+        pos = np.arange(n_data, dtype=np.int64)
+        pos += np.cumsum(straddle)
+        pos -= straddle
+        pages = np.empty(n_data + n_straddle, dtype=np.int64)
+        pages[pos] = first
+        pages[pos[straddle] + 1] = last.view(np.int64)
     else:
-        pages = p1
+        pages = first
     change = np.empty(pages.shape[0], dtype=bool)
     change[0] = True
     np.not_equal(pages[1:], pages[:-1], out=change[1:])
     starts = np.flatnonzero(change)
-    counts = np.diff(np.append(starts, pages.shape[0]))
-    return pages[starts], counts.astype(np.int64), instructions
+    counts = np.diff(starts, append=pages.shape[0])
+    return pages[starts], counts, instructions
 
 
 def _suitable(nr: np.ndarray, order: int) -> int:
