@@ -29,7 +29,8 @@ TLB_L1_HIT: Final = 1
 TLB_L2_HIT: Final = 2
 TLB_MISS: Final = 3  # missed every TLB level: a page walk
 TLB_FAULT: Final = 4  # OS fault handler
-TLB_NAMES: Final = ("n/a", "L1 hit", "L2 hit", "miss (walk)", "fault")
+TLB_HIT: Final = 5  # a TLB hit whose level is not known (Intel "L1 or L2 hit", Arm SPE "Walker hit")
+TLB_NAMES: Final = ("n/a", "L1 hit", "L2 hit", "miss (walk)", "fault", "hit (level unknown)")
 
 #: Columns every trace has, in this order.
 REQUIRED_FIELDS: Final = (

@@ -1,0 +1,274 @@
+"""Opening trace files: transparent decompression, hashing of the raw bytes, newline-aligned blocks.
+
+Every reader gets its text through :class:`Source`: it reads the file (or a pipe) in blocks of
+``block_bytes`` (bytes), decompresses ``.gz`` / ``.xz`` / ``.zst`` on the fly (detected from the
+magic bytes, not the name), and hashes the *raw* (possibly compressed) bytes as they pass, so the
+SHA-256 in :attr:`Source.identity` is that of the file on disk. Memory use is bounded by about two
+blocks whatever the file size.
+
+Invariant of :meth:`Source.blocks`: every yielded block but the last ends with ``b"\\n"``; the
+concatenation of all blocks is exactly the decompressed text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import lzma
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from memmodel.errors import TraceError
+
+#: Default block size for text reading (bytes). 16 MiB balances call overhead and memory.
+BLOCK_BYTES = 16 << 20
+
+_MAGIC_GZ = b"\x1f\x8b"
+_MAGIC_XZ = b"\xfd7zXZ\x00"
+_MAGIC_ZST = b"\x28\xb5\x2f\xfd"
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression a file uses, from its first bytes: ``"gz"``, ``"xz"``, ``"zst"`` or ``None``."""
+    if head.startswith(_MAGIC_GZ):
+        return "gz"
+    if head.startswith(_MAGIC_XZ):
+        return "xz"
+    if head.startswith(_MAGIC_ZST):
+        return "zst"
+    return None
+
+
+class _HashingReader(io.RawIOBase):
+    """A raw binary reader that feeds every byte it returns into SHA-256 and counts them."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.sha = hashlib.sha256()
+        self.nbytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.sha.update(data)
+        self.nbytes += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.sha.update(data)
+        self.nbytes += len(data)
+        return data
+
+
+class Source:
+    """One trace input (a path or an open binary stream), read once from start to end.
+
+    Args:
+        src: a file path, or an open binary file object (e.g. a pipe) read to its end.
+        name: the name used in messages and metadata (defaults to the path).
+        progress: optional callback, called with the number of raw bytes consumed so far.
+    """
+
+    def __init__(
+        self,
+        src: str | os.PathLike[str] | IO[bytes],
+        name: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if isinstance(src, str | os.PathLike):
+            path = Path(src)
+            try:
+                self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise TraceError(f"{path}: cannot open trace: {exc.strerror or exc}") from None
+            self.name = name or str(path)
+            self.path: str | None = str(path)
+        else:
+            self._file = src
+            self.name = name or getattr(src, "name", "<stream>")
+            self.path = None
+        self._raw = _HashingReader(self._file)
+        self._pending_head = b""
+        head = self._peek_raw()
+        self.compression = compression_of(head)
+        self._text: IO[bytes] = self._open_text()
+        self._progress = progress
+        self._unhashed: list[tuple[int, int]] = []
+
+    def _peek_raw(self) -> bytes:
+        self._head = self._raw.read(8)
+        return self._head
+
+    def _open_text(self) -> IO[bytes]:
+        raw: IO[bytes] = io.BufferedReader(_Prepend(self._head, self._raw), buffer_size=1 << 20)  # type: ignore[arg-type]
+        if self.compression is None:
+            # plain text: read the file directly (after the peeked head) and hash in blocks()
+            self._pending_head = self._head
+            return self._file
+        if self.compression == "gz":
+            return gzip.GzipFile(fileobj=raw, mode="rb")
+        if self.compression == "xz":
+            return lzma.LZMAFile(raw, mode="rb")
+        if self.compression == "zst":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20)  # type: ignore[no-any-return]
+        return raw
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes of decompressed text (``b""`` at the end); for small reads (detection)."""
+        buf = bytearray(n)
+        got = self._readinto(memoryview(buf), hash_now=True)
+        return bytes(buf[:got])
+
+    def unread(self, data: bytes) -> None:
+        """Push text back so that the next reads return ``data`` first (after detection peeks)."""
+        self._pending_head = data + self._pending_head
+
+    def _readinto(self, mv: memoryview, hash_now: bool = False) -> int:
+        """Fill ``mv`` as far as the input allows; returns bytes placed (0 only at the end)."""
+        total = 0
+        if self._pending_head:
+            # peeked / pushed-back text: already hashed and counted when it was read
+            head = self._pending_head[: len(mv)]
+            mv[: len(head)] = head
+            self._pending_head = self._pending_head[len(head) :]
+            total = len(head)
+        while total < len(mv):
+            try:
+                if self.compression is None:
+                    n = self._file.readinto(mv[total:])  # type: ignore[attr-defined]
+                else:
+                    n = self._text.readinto(mv[total:])  # type: ignore[attr-defined]
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise TraceError(f"{self.name}: cannot decompress ({self.compression}): {exc}") from None
+            except Exception as exc:  # zstandard.ZstdError
+                if type(exc).__name__ == "ZstdError":
+                    raise TraceError(f"{self.name}: cannot decompress (zst): {exc}") from None
+                raise
+            if not n:
+                break
+            if self.compression is None:
+                if hash_now:
+                    self._raw.sha.update(mv[total : total + n])
+                else:
+                    self._unhashed.append((total, total + n))
+                self._raw.nbytes += n
+            total += n
+        if self._progress is not None:
+            self._progress(self._raw.nbytes)
+        return total
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
+        """Newline-aligned blocks of the text; only the last may lack a final newline (see module doc).
+
+        Each block is a view into a reused buffer: it is valid only until the next block is requested.
+        Hashing of plain (uncompressed) input runs in a helper thread while the caller parses the block.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        buf = bytearray(block_bytes)
+        mv = memoryview(buf)
+        carry = 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            while True:
+                if carry == len(buf):  # one line longer than the block: grow the buffer
+                    nbuf = bytearray(2 * len(buf))
+                    nbuf[:carry] = buf
+                    buf, mv = nbuf, memoryview(nbuf)
+                self._unhashed = []
+                n = self._readinto(mv[carry:])
+                fut = None
+                if self._unhashed:
+                    lo, hi = carry + self._unhashed[0][0], carry + self._unhashed[-1][1]
+                    fut = pool.submit(self._raw.sha.update, mv[lo:hi])
+                if n == 0:
+                    if carry:
+                        yield mv[:carry]
+                    return
+                filled = carry + n
+                cut = buf.rfind(b"\n", 0, filled) + 1
+                if cut == 0:
+                    carry = filled
+                    if fut is not None:
+                        fut.result()
+                    continue
+                yield mv[:cut]
+                if fut is not None:
+                    fut.result()
+                rest = filled - cut
+                if rest:
+                    buf[:rest] = buf[cut:filled]
+                carry = rest
+
+    def finish(self) -> None:
+        """Read any raw bytes the decompressor left (so the hash covers the whole file), then close."""
+        while self._raw.read(1 << 20):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying file (only if this object opened it)."""
+        if self.path is not None:
+            self._file.close()
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """``{"path", "bytes", "sha256", "compression"}`` of the raw input (complete after :meth:`finish`)."""
+        return {
+            "path": self.name,
+            "bytes": self._raw.nbytes,
+            "sha256": self._raw.sha.hexdigest(),
+            "compression": self.compression,
+        }
+
+
+class _Prepend(io.RawIOBase):
+    """A raw reader that returns ``head`` first, then the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: _HashingReader) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._rest.readinto(b)
+
+
+def head_lines(path: str | os.PathLike[str], max_lines: int = 200, max_bytes: int = 1 << 20) -> list[bytes]:
+    """The first ``max_lines`` lines (without line ends) of a possibly compressed file, for detection."""
+    src = Source(path)
+    try:
+        data = src.read(max_bytes)
+    finally:
+        src.close()
+    return data.splitlines()[:max_lines]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"path", "bytes", "sha256"}`` of a file on disk, read in 4 MiB blocks."""
+    sha = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(4 << 20)
+            if not b:
+                break
+            sha.update(b)
+            n += len(b)
+    return {"path": str(path), "bytes": n, "sha256": sha.hexdigest()}

@@ -1,0 +1,428 @@
+"""The Parquet trace store: streaming ingest, batch iteration, identity and metadata.
+
+A store file is Parquet (zstd) with the columns of :mod:`memmodel.trace.schema`, written one row
+group per batch while the text is read, so memory stays bounded (about two text blocks plus two
+batches: well under 1 GiB for any input size). Its key-value metadata holds, under the key
+``memmodel``, a JSON document with the memmodel version, every source's identity (path, bytes,
+sha256, compression), reader name and version, format, and line accounting.
+
+Invariant checked on every ingest (per input and in total)::
+
+    lines == records + known non-record lines + skipped lines
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from memmodel.errors import TraceError
+from memmodel.trace.accounting import Accounting
+from memmodel.trace.source import Source, file_sha256
+
+METADATA_KEY = b"memmodel"
+FORMATS = ("lackey", "perf-mem-raw", "perf-script")
+DEFAULT_COLUMNS = ("kind", "gva", "size")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did.
+
+    Attributes:
+        inputs: per input: identity (path, bytes, sha256, compression), format, reader, accounting.
+        out: the Parquet file written.
+        lines: lines read over all inputs.
+        records: records written (= sum of ``by_kind``).
+        by_kind: records per kind ``I``/``L``/``S``/``M``.
+        skipped: skipped lines by reason.
+        non_records: known non-record lines by kind.
+        footer_check: lackey footer check (``status`` ok / mismatch / absent, ``footer``, ``I_records``).
+        warnings: human-readable warnings.
+        seconds: wall time of the ingest (s).
+        mb_per_s: raw input megabytes (10^6 bytes, as stored on disk) per second.
+        records_per_s: records written per second.
+        input_bytes: raw input bytes over all inputs.
+        columns: the columns written.
+    """
+
+    inputs: list[dict[str, Any]]
+    out: str
+    lines: int
+    records: int
+    by_kind: dict[str, int]
+    skipped: dict[str, int]
+    non_records: dict[str, int]
+    footer_check: dict[str, Any]
+    warnings: list[str]
+    seconds: float
+    mb_per_s: float
+    records_per_s: float
+    input_bytes: int
+    columns: list[str] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether lines == records + non-records + skipped (always true for a returned summary)."""
+        return self.lines == self.records + sum(self.non_records.values()) + sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (all fields plus ``reconciled``)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["reconciled"] = self.reconciled
+        return d
+
+
+# --------------------------------------------------------------------------------------------------
+# format detection and readers
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """The text format of a trace from its first non-comment lines: one of :data:`FORMATS`.
+
+    Raises:
+        TraceError: when no line in the first 200 looks like any known format.
+    """
+    from memmodel.trace.source import head_lines
+
+    return detect_format_lines(head_lines(path), str(path))
+
+
+def detect_format_lines(lines: list[bytes], name: str) -> str:
+    """:func:`detect_format` on already-read lines."""
+    from memmodel.trace import perf
+    from memmodel.trace.lackey import looks_like_lackey
+
+    for raw in lines:
+        line = raw.rstrip(b"\r")
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith(b"# PID, TID, IP, ADDR"):
+            return "perf-mem-raw"
+        if s.startswith(b"#") or s.startswith(b"==") or s.startswith(b"--") or s.startswith(b"SB "):
+            continue
+        if looks_like_lackey(line):
+            return "lackey"
+        if perf.looks_like_script(line):
+            return "perf-script"
+        if perf.looks_like_raw(line):
+            return "perf-mem-raw"
+    raise TraceError(
+        f"{name}: cannot tell the trace format from its first lines (expected lackey records such as "
+        "'I  0401ab70,3', `perf mem report -D` lines or `perf script` lines with a data_src field); "
+        "pass --format lackey|perf-mem-raw|perf-script"
+    )
+
+
+def _open_reader(
+    src: Source,
+    fmt: str,
+    acct: Accounting,
+    skip_bad: bool,
+    batch_rows: int,
+) -> tuple[Iterator[dict[str, np.ndarray]], tuple[str, ...], str, str]:
+    """(batches, columns, reader name, reader version) for one opened source."""
+    if fmt == "lackey":
+        from memmodel.trace import lackey
+
+        it = lackey.read_lackey(src, acct, skip_bad=skip_bad, batch_rows=batch_rows)
+        return it, DEFAULT_COLUMNS, lackey.READER_NAME, lackey.READER_VERSION
+    if fmt in ("perf-mem-raw", "perf-script"):
+        from memmodel.trace import perf
+
+        it, cols = perf.read_perf(src, fmt, acct, skip_bad=skip_bad, batch_rows=batch_rows)
+        return it, cols, perf.READER_NAME + ":" + fmt, perf.READER_VERSION
+    raise TraceError(f"{src.name}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a Parquet file (by its magic bytes ``PAR1``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# public API
+
+
+def iter_batches(
+    path: str | os.PathLike[str],
+    columns: tuple[str, ...] | list[str] = DEFAULT_COLUMNS,
+    batch_rows: int = 1 << 20,
+    format: str | None = None,
+    skip_bad: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Stream a trace as numpy batches, in exact record order.
+
+    Works on a store Parquet file or on a raw trace (lackey / perf text, optionally .gz/.xz/.zst,
+    format auto-detected unless ``format`` is given), parsed on the fly with bounded memory.
+
+    Args:
+        path: the trace file.
+        columns: columns to return (``kind`` uint8 codes, ``gva`` uint64 bytes, ``size`` uint16 bytes,
+            and optional columns the source has); a column the source lacks raises ``TraceError``.
+        batch_rows: records per batch (the last one may be shorter); every batch is a fresh array.
+        format: force a raw text format (one of :data:`FORMATS`).
+        skip_bad: count bad lines of raw traces as skipped instead of raising.
+
+    Yields:
+        ``{column: ndarray}`` with equal lengths.
+    """
+    cols = tuple(columns)
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        have = set(pf.schema_arrow.names)
+        missing = [c for c in cols if c not in have]
+        if missing:
+            raise TraceError(f"{path}: store file has no column(s) {missing}; it has {sorted(have)}")
+        for rb in pf.iter_batches(batch_size=batch_rows, columns=list(cols)):
+            yield {c: rb.column(i).to_numpy(zero_copy_only=False) for i, c in enumerate(cols)}
+        return
+    fmt = format or detect_format(path)
+    src = Source(path)
+    acct = Accounting(name=str(path))
+    try:
+        it, have_cols, _, _ = _open_reader(src, fmt, acct, skip_bad, batch_rows)
+        missing = [c for c in cols if c not in have_cols]
+        if missing:
+            raise TraceError(f"{path}: a {fmt} trace has no column(s) {missing}; it has {list(have_cols)}")
+        for batch in it:
+            yield {c: batch[c] for c in cols}
+        acct.check()
+    finally:
+        src.close()
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``memmodel`` metadata document of a store file (see module doc).
+
+    Raises:
+        TraceError: if the file is not Parquet or was not written by memmodel.
+    """
+    import pyarrow.parquet as pq
+
+    if not is_parquet(path):
+        raise TraceError(f"{path}: not a Parquet store file (no PAR1 magic)")
+    md = pq.ParquetFile(path).schema_arrow.metadata or {}
+    if METADATA_KEY not in md:
+        raise TraceError(f"{path}: Parquet file has no memmodel metadata (not written by `memmodel ingest`)")
+    return json.loads(md[METADATA_KEY])  # type: ignore[no-any-return]
+
+
+def trace_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Identity of a trace: ``path``, ``bytes``, ``sha256`` of the file itself.
+
+    For a store file, also ``sources`` (the recorded identity of every source it was ingested
+    from), ``records`` and ``memmodel_version`` from its metadata.
+    """
+    ident: dict[str, Any] = file_sha256(path)
+    if is_parquet(path):
+        md = read_metadata(path)
+        ident["sources"] = [s["identity"] for s in md.get("inputs", [])]
+        ident["records"] = md.get("records")
+        ident["memmodel_version"] = md.get("memmodel_version")
+        ident["kind"] = "store"
+    else:
+        ident["kind"] = "raw"
+    return ident
+
+
+def ingest(
+    inputs: list[str | os.PathLike[str]] | list[str] | list[Path],
+    out: str | os.PathLike[str],
+    format: str | None = None,
+    skip_bad: bool = False,
+    progress: bool = False,
+    batch_rows: int = 1 << 20,
+    _streams: list[tuple[IO[bytes], str]] | None = None,
+    _on_progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Parse one or more raw traces (concatenated in order) into one store Parquet file.
+
+    Args:
+        inputs: raw trace paths (lackey / perf text, optionally compressed).
+        out: the Parquet file to write (replaced atomically at the end).
+        format: force the format of every input (default: detect each from its content).
+        skip_bad: count bad lines as ``skipped["bad_line"]`` instead of raising.
+        progress: show a rich progress bar (only when stdout is a terminal).
+        batch_rows: records per row group.
+
+    Returns:
+        The :class:`IngestSummary`; its line accounting is reconciled (checked, else ``TraceError``).
+
+    Raises:
+        TraceError: unreadable or bad input (file, line, text, expected), or inputs with different
+            column sets.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from memmodel import __version__
+    from memmodel.trace.schema import schema_for
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    sources: list[tuple[str | os.PathLike[str] | IO[bytes], str]] = [(p, str(p)) for p in inputs]
+    if _streams:
+        sources += [(s, n) for s, n in _streams]
+    if not sources:
+        raise TraceError("no input traces given")
+    sizes = [os.path.getsize(p) if isinstance(p, str | os.PathLike) else 0 for p, _ in sources]
+    total_bytes = sum(sizes)
+
+    bar = None
+    on_progress = _on_progress
+    if progress and on_progress is None:
+        bar = _ProgressBar(total_bytes)
+        on_progress = bar.update
+
+    writer: Any = None
+    schema: Any = None
+    columns: tuple[str, ...] | None = None
+    total = Accounting(name=str(out))
+    per_input: list[dict[str, Any]] = []
+    done_bytes = 0
+    pending: Any = None
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        for (p, name), size in zip(sources, sizes, strict=True):
+            base = done_bytes
+
+            def _cb(n: int, base: int = base) -> None:
+                if on_progress is not None:
+                    on_progress(base + n, total_bytes)
+
+            src = Source(p, name=name, progress=_cb if on_progress else None)
+            try:
+                if format is not None:
+                    fmt = format
+                else:
+                    fmt = detect_format_lines(_peek_lines(src), name)
+                acct = Accounting(name=name)
+                it, cols, rname, rversion = _open_reader(src, fmt, acct, skip_bad, batch_rows)
+                if columns is None:
+                    columns = cols
+                    schema = schema_for([c for c in cols if c not in DEFAULT_COLUMNS])
+                    writer = pq.ParquetWriter(
+                        tmp, schema, compression="zstd", compression_level=1, use_dictionary=False,
+                        write_statistics=["kind", "size"],
+                    )
+                elif cols != columns:
+                    raise TraceError(
+                        f"{name}: its columns {list(cols)} differ from the first input's {list(columns)}; "
+                        "ingest inputs of different formats into separate store files"
+                    )
+                for batch in it:
+                    rb = pa.record_batch([pa.array(batch[c], type=schema.field(c).type) for c in columns],
+                                         schema=schema)
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(writer.write_batch, rb, row_group_size=batch_rows)
+                src.finish()
+            finally:
+                src.close()
+            acct.check()
+            done_bytes += src.identity["bytes"]
+            per_input.append(
+                {"identity": src.identity, "format": fmt, "reader": rname, "reader_version": rversion,
+                 "accounting": acct.to_dict()}
+            )
+            total.merge(acct)
+        if pending is not None:
+            pending.result()
+        total.check()
+        seconds = time.perf_counter() - t0
+        summary = IngestSummary(
+            inputs=per_input,
+            out=str(out),
+            lines=total.lines,
+            records=total.records,
+            by_kind=dict(total.by_kind),
+            skipped=dict(total.skipped),
+            non_records=dict(total.non_records),
+            footer_check=total.footer_check(),
+            warnings=list(total.warnings),
+            seconds=seconds,
+            mb_per_s=done_bytes / 1e6 / seconds if seconds > 0 else 0.0,
+            records_per_s=total.records / seconds if seconds > 0 else 0.0,
+            input_bytes=done_bytes,
+            columns=list(columns or ()),
+            notes=dict(total.notes),
+        )
+        doc = {
+            "memmodel_version": __version__,
+            "schema": "memmodel.trace.schema v1",
+            "records": total.records,
+            "inputs": per_input,
+            "accounting": total.to_dict(),
+        }
+        writer.add_key_value_metadata({METADATA_KEY: json.dumps(doc).encode()})
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+        return summary
+    finally:
+        pool.shutdown(wait=True)
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+        if bar is not None:
+            bar.close()
+
+
+def _peek_lines(src: Source) -> list[bytes]:
+    """First lines of an opened source without consuming them (the bytes are pushed back)."""
+    head = src.read(256 << 10)
+    src.unread(head)
+    return head.splitlines()[:200]
+
+
+class _ProgressBar:
+    """A rich progress bar over input bytes, shown only when stdout is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+
+        self._p: Any = None
+        if sys.stdout.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._p = Progress(
+                "ingest", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                transient=True,
+            )
+            self._p.start()
+            self._task = self._p.add_task("ingest", total=total or None)
+
+    def update(self, done: int, total: int) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=done, total=total or None)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
