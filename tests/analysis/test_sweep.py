@@ -159,3 +159,21 @@ def test_unknown_engine_is_a_user_error(tmp_path: Path) -> None:
     trace = _write_trace(tmp_path / "t.npz", n=100)
     res = CliRunner().invoke(app, ["sweep", str(trace), "-c", "baseline-4k", "--engine", "ray"])
     assert res.exit_code == 2 and "local, dask, slurm" in res.output
+
+
+def test_workers_read_lackey_traces_by_path_and_match_simulate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    lines = ["==1== Lackey, an example Valgrind tool"]
+    for _ in range(3000):
+        page = int(rng.integers(0, 64)) if rng.random() < 0.8 else int(rng.integers(0, 1 << 12))
+        addr = (0x10000000 + page * 4096 + int(rng.integers(0, 4096)))
+        kind = "ILSM"[int(rng.integers(0, 4))]
+        lines.append(f"{'I ' if kind == 'I' else ' ' + kind} {addr:08x},{int(rng.choice([1, 4, 8]))}")
+    trace = tmp_path / "t.lackey"
+    trace.write_text("\n".join(lines) + "\n")
+    points = build_points([str(trace)], ["baseline-4k", "memctl-2m"])
+    with make_executor("local", workers=2) as ex:
+        res = sweep(points, ex, tmp_path / "r.parquet")
+    assert not res.failures
+    ref = simulate(str(trace), ["baseline-4k", "memctl-2m"])
+    assert res.frame.select(list(COUNTER_NAMES)).equals(ref.select(list(COUNTER_NAMES)))
