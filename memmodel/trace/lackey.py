@@ -377,5 +377,11 @@ def read_lackey(
         if footer_sum != int(counts[_C_KIND0]):
             acct.warnings.append(
                 f"{name}: footer says {footer_sum:,} guest instrs but {int(counts[_C_KIND0]):,} I records "
-                "were read (trace cut short or post-processed?)"
+                "were read (trace cut short or post-processed?"
+                + (
+                    f" With {footers} footers (several processes in one log), a forked child's count "
+                    "also includes its parent's instructions before the fork.)"
+                    if footers > 1
+                    else ")"
+                )
             )

@@ -1,0 +1,98 @@
+"""Trace summary (``memmodel info``): records by kind, distinct pages touched, address span.
+
+Computed in one streaming pass over :func:`memmodel.trace.store.iter_batches` with numpy: each
+batch's page numbers are reduced with ``np.unique`` and merged into a running sorted set, so
+memory grows with the number of distinct pages, not with the trace length.
+
+Page counting: an access of ``size`` bytes at ``gva`` touches the pages of its first byte
+``gva`` and of its last byte ``gva + size - 1`` (an access straddling a boundary counts both;
+lackey sizes are at most 512 bytes, so no access spans more than two 4 KiB pages).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+PAGE_SHIFTS = {"4K": 12, "2M": 21, "1G": 30}
+
+
+class _PageSet:
+    """A growing set of page numbers (uint64), merged lazily."""
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self._size = 0
+        self.merged = np.empty(0, np.uint64)
+
+    def add(self, pages: np.ndarray) -> None:
+        u = np.unique(pages)
+        self._parts.append(u)
+        self._size += u.size
+        if self._size > 4 * max(self.merged.size, 1 << 20):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._parts:
+            self.merged = np.unique(np.concatenate([self.merged, *self._parts]))
+            self._parts = []
+            self._size = 0
+
+    def union(self, other: _PageSet) -> np.ndarray:
+        self._merge()
+        other._merge()
+        return np.union1d(self.merged, other.merged)
+
+    def __len__(self) -> int:
+        self._merge()
+        return int(self.merged.size)
+
+
+def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20) -> dict[str, Any]:
+    """Summarize a trace (store Parquet or raw text).
+
+    Returns:
+        ``{"path", "records", "by_kind": {I,L,S,M}, "pages": {"data": {4K,2M,1G},
+        "all": {4K,2M,1G}}, "data_span": {"min","max","bytes"}, "footprint_bytes":
+        {"data", "all"}}``. Page counts are distinct pages; footprints are distinct 4 KiB pages
+        times 4096 (bytes); the span is max last byte - min first byte + 1 of data records.
+    """
+    from memmodel.trace.store import iter_batches
+
+    by_kind = np.zeros(4, np.int64)
+    data_sets = {k: _PageSet() for k in PAGE_SHIFTS}
+    inst_sets = {k: _PageSet() for k in PAGE_SHIFTS}
+    lo: int | None = None
+    hi: int | None = None
+    for b in iter_batches(path, ("kind", "gva", "size"), batch_rows=batch_rows):
+        kind, gva, size = b["kind"], b["gva"], b["size"]
+        by_kind += np.bincount(kind, minlength=4)[:4]
+        last = gva + (size.astype(np.uint64) - np.uint64(1))
+        is_data = kind != 0
+        for sel, sets in ((is_data, data_sets), (~is_data, inst_sets)):
+            if not sel.any():
+                continue
+            g, e = gva[sel], last[sel]
+            if sets is data_sets:
+                mn, mx = int(g.min()), int(e.max())
+                lo = mn if lo is None else min(lo, mn)
+                hi = mx if hi is None else max(hi, mx)
+            for name, shift in PAGE_SHIFTS.items():
+                sh = np.uint64(shift)
+                sets[name].add(np.concatenate([g >> sh, e >> sh]))
+    pages_data = {k: len(v) for k, v in data_sets.items()}
+    pages_all = {k: int(data_sets[k].union(inst_sets[k]).size) for k in PAGE_SHIFTS}
+    return {
+        "path": str(path),
+        "records": int(by_kind.sum()),
+        "by_kind": {n: int(by_kind[i]) for i, n in enumerate("ILSM")},
+        "pages": {"data": pages_data, "all": pages_all},
+        "data_span": {
+            "min": lo,
+            "max": hi,
+            "bytes": (hi - lo + 1) if lo is not None and hi is not None else 0,
+        },
+        "footprint_bytes": {"data": pages_data["4K"] * 4096, "all": pages_all["4K"] * 4096},
+    }
