@@ -138,7 +138,6 @@ def record_cmd(
         import os
         import shutil
         import subprocess
-        import sys
 
         valgrind = shutil.which("valgrind")
         if valgrind is None:
@@ -151,7 +150,7 @@ def record_cmd(
         r, w = os.pipe()
         cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", f"--log-fd={w}", *argv]
         try:
-            proc = subprocess.Popen(cmd, pass_fds=(w,), stdout=sys.stderr if as_json else None)
+            proc = subprocess.Popen(cmd, pass_fds=(w,), stdout=2 if as_json else None)
         except OSError as exc:
             os.close(r)
             os.close(w)

@@ -218,7 +218,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     if not is_parquet(path):
         raise TraceError(f"{path}: not a Parquet store file (no PAR1 magic)")
-    md = pq.ParquetFile(path).schema_arrow.metadata or {}
+    md = pq.ParquetFile(path).metadata.metadata or {}
     if METADATA_KEY not in md:
         raise TraceError(f"{path}: Parquet file has no memmodel metadata (not written by `memmodel ingest`)")
     return json.loads(md[METADATA_KEY])  # type: ignore[no-any-return]

@@ -1,0 +1,102 @@
+"""CLI of the trace layer through typer's CliRunner: ingest, info, record; no tracebacks; lazy imports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memmodel.cli import app
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+runner = CliRunner()
+
+
+def test_help_does_not_import_numba_polars_pyarrow():
+    code = "import memmodel.cli, sys; print([m for m in ('numba','polars','pyarrow') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    r = subprocess.run([sys.executable, "-m", "memmodel", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "ingest" in r.stdout and "record" in r.stdout
+
+
+def test_cli_ingest_json_summary(tmp_path):
+    out = tmp_path / "t.parquet"
+    r = runner.invoke(app, ["ingest", str(DATA / "lackey_true_superblocks.lackey.xz"), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["by_kind"] == {"I": 127785, "L": 27901, "S": 10266, "M": 1504}
+    assert d["lines"] == d["records"] + sum(d["non_records"].values()) + sum(d["skipped"].values())
+    assert d["skipped"] == {} and d["footer_check"]["status"] == "ok" and out.exists()
+
+
+def test_cli_ingest_table_output(tmp_path):
+    r = runner.invoke(app, ["ingest", str(DATA / "csapp2e_cachelab_trans.trace"), "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 0, r.output
+    assert "records" in r.stdout and "596" in r.stdout and "MB/s" in r.stdout
+
+
+def test_cli_bad_line_is_an_error_message_not_a_traceback(tmp_path):
+    r = runner.invoke(app, ["ingest", str(DATA / "lackey_echo_logfd1.lackey.xz"), "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output and ":402319:" in r.output and "hello-from-client" in r.output
+    r = runner.invoke(
+        app, ["ingest", str(DATA / "lackey_echo_logfd1.lackey.xz"), "-o", str(tmp_path / "t.parquet"), "--skip-bad", "--json"]
+    )
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == {"bad_line": 1}
+
+
+def test_cli_missing_file_and_bad_format_are_user_errors(tmp_path):
+    r = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = runner.invoke(app, ["ingest", str(DATA / "csapp2e_cachelab_trans.trace"), "-o", str(tmp_path / "t.parquet"), "--format", "pin"])
+    assert r.exit_code == 2 and "lackey, perf-mem-raw, perf-script" in r.output
+
+
+def test_cli_several_inputs_and_format_override(tmp_path):
+    f = str(DATA / "csapp2e_cachelab_trans.trace")
+    r = runner.invoke(app, ["ingest", f, f, "-o", str(tmp_path / "t.parquet"), "--format", "lackey", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["records"] == 2 * 596
+
+
+def test_cli_info_json_on_raw_and_store(tmp_path):
+    f = DATA / "csapp2e_cachelab_trans.trace"
+    r1 = runner.invoke(app, ["info", str(f), "--json"])
+    runner.invoke(app, ["ingest", str(f), "-o", str(tmp_path / "t.parquet")])
+    r2 = runner.invoke(app, ["info", str(tmp_path / "t.parquet"), "--json"])
+    assert r1.exit_code == 0 and r2.exit_code == 0
+    a, b = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert a["by_kind"] == b["by_kind"] == {"I": 378, "L": 156, "S": 42, "M": 20}
+    assert a["pages"] == b["pages"]
+    r3 = runner.invoke(app, ["info", str(f)])
+    assert r3.exit_code == 0 and "distinct 4K pages" in r3.stdout
+
+
+def test_cli_record_without_valgrind_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    r = runner.invoke(app, ["record", "-o", str(tmp_path / "t.parquet"), "--", "true"])
+    assert r.exit_code == 2 and "apt-get install valgrind" in r.output
+
+
+def test_cli_record_without_command_is_a_user_error(tmp_path):
+    r = runner.invoke(app, ["record", "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 2 and "no command given" in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_cli_record_streams_the_trace_through_a_pipe_and_reports_the_exit_code(tmp_path):
+    out = tmp_path / "t.parquet"
+    # the client prints to stdout: that text must NOT reach the trace (it goes through --log-fd)
+    r = runner.invoke(app, ["record", "-o", str(out), "--json", "--", "sh", "-c", "echo client-output; exit 3"])
+    assert r.exit_code == 3, r.output
+    d = json.loads(r.stdout)
+    assert d["client_exit_code"] == 3 and d["skipped"] == {} and d["records"] > 10000
+    assert d["footer_check"]["status"] == "ok"
+    assert d["lines"] == d["records"] + sum(d["non_records"].values())
+    assert out.exists() and not list(tmp_path.glob("*.lackey"))
