@@ -177,7 +177,7 @@ def trace_input(path: str) -> Any:
     return path
 
 
-def run_point(point: Point, window: int = 100_000) -> dict[str, Any]:
+def run_point(point: Point, window: int = 10_000) -> dict[str, Any]:
     """Replay one point; the result row as a dict of plain scalars (picklable, small).
 
     Raises whatever the replay raises (ConfigError for a bad override, OutOfMemoryError, TraceError);
@@ -196,7 +196,7 @@ def run_point(point: Point, window: int = 100_000) -> dict[str, Any]:
     return row
 
 
-def run_point_safe(point: Point, window: int = 100_000) -> tuple[bool, Any]:
+def run_point_safe(point: Point, window: int = 10_000) -> tuple[bool, Any]:
     """:func:`run_point` that returns ``(True, row)`` or ``(False, "ErrorType: message")``.
 
     What the driver submits: a model error is data, not a worker crash, so it travels back as text
@@ -329,7 +329,7 @@ def sweep(
     out: str | Path | None = None,
     *,
     grid_keys: Sequence[str] | None = None,
-    window: int = 100_000,
+    window: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
     on_failure: Callable[[Failure], None] | None = None,
 ) -> SweepResult:

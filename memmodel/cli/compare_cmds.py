@@ -31,7 +31,7 @@ def compare(
         None, "--json", help="Write results (with cost estimates) as JSON to PATH ('-' = stdout)."
     ),
     baseline: str = typer.Option("baseline-thp", "--baseline", help="Config the ratios are taken against."),
-    window: int = typer.Option(100_000, "--window", min=1, help="Translations per time-series window."),
+    window: int = typer.Option(10_000, "--window", min=1, help="Translations per time-series window."),
 ) -> None:
     """Replay traces through baseline and memctl configs side by side: TLB, walks, faults, zeroing, estimated costs."""
     with user_errors():

@@ -51,7 +51,7 @@ def simulate(
     config: list[str] = typer.Option(..., "-c", "--config", help="Preset name or TOML file; repeatable."),
     cpu: str | None = typer.Option(None, "--cpu", help="CPU preset overriding each config's cpu."),
     json_out: str | None = typer.Option(None, "--json", help="Write results as JSON to PATH ('-' = stdout)."),
-    window: int = typer.Option(100_000, "--window", min=1, help="Translations per time-series window."),
+    window: int = typer.Option(10_000, "--window", min=1, help="Translations per time-series window."),
 ) -> None:
     """Replay traces through configs of the canonical model (MODEL.md) and print exact counters."""
     with user_errors():

@@ -98,7 +98,7 @@ def sweep(
     engine: str = typer.Option("local", "--engine", help="local (process pool), dask, or slurm (dask-jobqueue)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="A running Dask scheduler, tcp://host:port."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count)."),
-    window: int = typer.Option(100_000, "--window", min=1, help="Translations per time-series window."),
+    window: int = typer.Option(10_000, "--window", min=1, help="Translations per time-series window."),
     slurm_script: bool = typer.Option(False, "--slurm-script",
                                       help="Print the sbatch script of one SLURM worker job and exit."),
     slurm_queue: str | None = typer.Option(None, "--slurm-queue", help="SLURM partition (-p)."),

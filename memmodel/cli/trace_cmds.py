@@ -106,12 +106,14 @@ def info_cmd(
         for k, v in d["by_kind"].items():
             t.add_row(f"  {k}", f"{v:,}")
         for k in ("4K", "2M", "1G"):
-            t.add_row(f"distinct {k} pages (data / incl. instr)", f"{d['pages']['data'][k]:,} / {d['pages']['all'][k]:,}")
+            pages = f"{d['pages']['data'][k]:,} / {d['pages']['all'][k]:,}"
+            t.add_row(f"distinct {k} pages (data / incl. instr)", pages)
         sp = d["data_span"]
         if sp["min"] is not None:
             t.add_row("data address span", f"{sp['min']:#x} .. {sp['max']:#x} ({sp['bytes'] / 2**20:,.1f} MiB)")
         fp = d["footprint_bytes"]
-        t.add_row("footprint, 4 KiB pages (data / incl. instr)", f"{fp['data'] / 2**20:,.2f} / {fp['all'] / 2**20:,.2f} MiB")
+        foot = f"{fp['data'] / 2**20:,.2f} / {fp['all'] / 2**20:,.2f} MiB"
+        t.add_row("footprint, 4 KiB pages (data / incl. instr)", foot)
         Console().print(t)
 
 
@@ -159,7 +161,10 @@ def record_cmd(
         stream = os.fdopen(r, "rb", buffering=0)
         try:
             s = ingest(
-                [], out, format="lackey", progress=False,
+                [],
+                out,
+                format="lackey",
+                progress=False,
                 _streams=[(stream, "valgrind lackey: " + " ".join(argv))],
             )
         finally:

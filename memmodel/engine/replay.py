@@ -21,7 +21,7 @@ from memmodel.engine.result import COUNTER_NAMES, SERIES_NAMES, SimResult
 from memmodel.errors import OutOfMemoryError
 
 MASK64 = (1 << 64) - 1
-DEFAULT_WINDOW = 100_000
+DEFAULT_WINDOW = 10_000
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

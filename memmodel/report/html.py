@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -147,9 +146,12 @@ def _delta(what: str, v: Any, b: Any, kind: str) -> str:
     if b == 0:
         return f"{what} {vs} (baseline: none)"
     change = (v - b) / b
+    cls = "better" if change < 0 else "worse"
+    if v / b >= 2:
+        # "19,895x more" reads better than "1989418.2% more"
+        return f'<span class="{cls}">{v / b:,.{0 if v / b >= 10 else 1}f}&times; the</span> {what} ({vs} vs {bs})'
     word = "fewer" if kind == "int" else "less"
     word = word if change < 0 else "more"
-    cls = "better" if change < 0 else "worse"
     return f'<span class="{cls}">{abs(change):.1%} {word}</span> {what} ({vs} vs {bs})'
 
 
@@ -238,8 +240,9 @@ def _provenance(runs: Sequence[Run]) -> str:
         cfgs.append(f"<details><summary>{html.escape(r.config.name)} (cpu {html.escape(r.config.cpu or '-')}, "
                     f"window {r.result.window:,} translations)</summary><pre>{html.escape(r.config.to_toml())}</pre>"
                     "</details>")
-    return (f"<p>memmodel {html.escape(', '.join(versions))} (model MODEL.md v1); report written "
-            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by memmodel {__version__}.</p>"
+    # no timestamp: the same results give a byte-identical report
+    return (f"<p>results from memmodel {html.escape(', '.join(versions))} (model MODEL.md v1); report written "
+            f"by memmodel {__version__}.</p>"
             f'<table id="trace-identity"><thead><tr><th>trace</th><th style="text-align:left">identity</th></tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table><h3>Resolved configs</h3>{''.join(cfgs)}")
 
