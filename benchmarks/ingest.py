@@ -30,7 +30,9 @@ def make_trace(out: Path, steps: int) -> None:
         with open(out, "wb") as f:
             subprocess.run(
                 ["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-fd={f.fileno()}", str(exe), str(steps)],
-                check=True, pass_fds=(f.fileno(),), stdout=subprocess.DEVNULL,
+                check=True,
+                pass_fds=(f.fileno(),),
+                stdout=subprocess.DEVNULL,
             )
 
 

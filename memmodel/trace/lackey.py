@@ -354,8 +354,7 @@ def read_lackey(
             tail = tail[tail.rfind(b"\n") + 1 :]
             if tail.strip():
                 acct.warnings.append(
-                    f"{name}:{line_no}: last line has no newline (kept, but it may be cut short): "
-                    f"{_quote(tail)}"
+                    f"{name}:{line_no}: last line has no newline (kept, but it may be cut short): {_quote(tail)}"
                 )
         del buf
     if nout:

@@ -93,7 +93,7 @@ class Source:
             self.path: str | None = str(path)
         else:
             self._file = src
-            self.name = name or getattr(src, "name", "<stream>")
+            self.name = name or str(getattr(src, "name", "<stream>"))
             self.path = None
         self._raw = _HashingReader(self._file)
         self._pending_head = b""
@@ -114,7 +114,7 @@ class Source:
             self._pending_head = self._head
             return self._file
         if self.compression == "gz":
-            return gzip.GzipFile(fileobj=raw, mode="rb")
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         if self.compression == "xz":
             return lzma.LZMAFile(raw, mode="rb")
         if self.compression == "zst":
@@ -144,10 +144,8 @@ class Source:
             total = len(head)
         while total < len(mv):
             try:
-                if self.compression is None:
-                    n = self._file.readinto(mv[total:])  # type: ignore[attr-defined]
-                else:
-                    n = self._text.readinto(mv[total:])  # type: ignore[attr-defined]
+                reader: Any = self._file if self.compression is None else self._text
+                n = reader.readinto(mv[total:])
             except (OSError, EOFError, lzma.LZMAError) as exc:
                 raise TraceError(f"{self.name}: cannot decompress ({self.compression}): {exc}") from None
             except Exception as exc:  # zstandard.ZstdError

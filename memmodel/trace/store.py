@@ -283,8 +283,7 @@ def ingest(
         sources += [(s, n) for s, n in _streams]
     if not sources:
         raise TraceError("no input traces given")
-    sizes = [os.path.getsize(p) if isinstance(p, str | os.PathLike) else 0 for p, _ in sources]
-    total_bytes = sum(sizes)
+    total_bytes = sum(os.path.getsize(p) for p, _ in sources if isinstance(p, str | os.PathLike))
 
     bar = None
     on_progress = _on_progress
@@ -303,7 +302,7 @@ def ingest(
 
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        for (p, name), size in zip(sources, sizes, strict=True):
+        for p, name in sources:
             base = done_bytes
 
             def _cb(n: int, base: int = base) -> None:
@@ -312,17 +311,18 @@ def ingest(
 
             src = Source(p, name=name, progress=_cb if on_progress else None)
             try:
-                if format is not None:
-                    fmt = format
-                else:
-                    fmt = detect_format_lines(_peek_lines(src), name)
+                fmt = format if format is not None else detect_format_lines(_peek_lines(src), name)
                 acct = Accounting(name=name)
                 it, cols, rname, rversion = _open_reader(src, fmt, acct, skip_bad, batch_rows)
                 if columns is None:
                     columns = cols
                     schema = schema_for([c for c in cols if c not in DEFAULT_COLUMNS])
                     writer = pq.ParquetWriter(
-                        tmp, schema, compression="zstd", compression_level=1, use_dictionary=False,
+                        tmp,
+                        schema,
+                        compression="zstd",
+                        compression_level=1,
+                        use_dictionary=False,
                         write_statistics=["kind", "size"],
                     )
                 elif cols != columns:
@@ -331,8 +331,9 @@ def ingest(
                         "ingest inputs of different formats into separate store files"
                     )
                 for batch in it:
-                    rb = pa.record_batch([pa.array(batch[c], type=schema.field(c).type) for c in columns],
-                                         schema=schema)
+                    rb = pa.record_batch(
+                        [pa.array(batch[c], type=schema.field(c).type) for c in columns], schema=schema
+                    )
                     if pending is not None:
                         pending.result()
                     pending = pool.submit(writer.write_batch, rb, row_group_size=batch_rows)
@@ -342,8 +343,13 @@ def ingest(
             acct.check()
             done_bytes += src.identity["bytes"]
             per_input.append(
-                {"identity": src.identity, "format": fmt, "reader": rname, "reader_version": rversion,
-                 "accounting": acct.to_dict()}
+                {
+                    "identity": src.identity,
+                    "format": fmt,
+                    "reader": rname,
+                    "reader_version": rversion,
+                    "accounting": acct.to_dict(),
+                }
             )
             total.merge(acct)
         if pending is not None:
@@ -413,7 +419,11 @@ class _ProgressBar:
             )
 
             self._p = Progress(
-                "ingest", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                "ingest",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
                 transient=True,
             )
             self._p.start()

@@ -42,19 +42,19 @@ def test_cli_ingest_table_output(tmp_path):
 
 
 def test_cli_bad_line_is_an_error_message_not_a_traceback(tmp_path):
-    r = runner.invoke(app, ["ingest", str(DATA / "lackey_echo_logfd1.lackey.xz"), "-o", str(tmp_path / "t.parquet")])
+    echo = str(DATA / "lackey_echo_logfd1.lackey.xz")
+    r = runner.invoke(app, ["ingest", echo, "-o", str(tmp_path / "t.parquet")])
     assert r.exit_code == 2
     assert "Traceback" not in r.output and ":402319:" in r.output and "hello-from-client" in r.output
-    r = runner.invoke(
-        app, ["ingest", str(DATA / "lackey_echo_logfd1.lackey.xz"), "-o", str(tmp_path / "t.parquet"), "--skip-bad", "--json"]
-    )
+    r = runner.invoke(app, ["ingest", echo, "-o", str(tmp_path / "t.parquet"), "--skip-bad", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == {"bad_line": 1}
 
 
 def test_cli_missing_file_and_bad_format_are_user_errors(tmp_path):
     r = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "-o", str(tmp_path / "t.parquet")])
     assert r.exit_code == 2 and "no such file" in r.output
-    r = runner.invoke(app, ["ingest", str(DATA / "csapp2e_cachelab_trans.trace"), "-o", str(tmp_path / "t.parquet"), "--format", "pin"])
+    trans = str(DATA / "csapp2e_cachelab_trans.trace")
+    r = runner.invoke(app, ["ingest", trans, "-o", str(tmp_path / "t.parquet"), "--format", "pin"])
     assert r.exit_code == 2 and "lackey, perf-mem-raw, perf-script" in r.output
 
 

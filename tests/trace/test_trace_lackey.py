@@ -63,7 +63,7 @@ def test_lackey_addresses_of_8_or_more_hex_digits_split_on_comma(write):
 
 def test_lackey_32bit_cachelab_trace_counts():
     # awk '{print $1}' csapp2e_cachelab_long_head1000.trace | sort | uniq -c  ->  851 L, 81 S, 68 M
-    k, g, _, a = parse(DATA / "csapp2e_cachelab_long_head1000.trace")
+    _, g, _, a = parse(DATA / "csapp2e_cachelab_long_head1000.trace")
     assert a.by_kind == {"I": 0, "L": 851, "S": 81, "M": 68}
     assert int(g.max()) < 1 << 32
 
@@ -112,7 +112,7 @@ def test_lackey_blank_lines_are_non_records(write):
 
 
 def test_lackey_crlf_line_ends(write):
-    k, g, s, a = parse(write("t.lackey", "==1== hi\r\nI  0401ab70,3\r\n S 1fff000758,8\r\n\r\n"))
+    k, _, s, a = parse(write("t.lackey", "==1== hi\r\nI  0401ab70,3\r\n S 1fff000758,8\r\n\r\n"))
     assert k.tolist() == [0, 2] and s.tolist() == [3, 8]
     assert a.non_records == {"valgrind_message": 1, "blank": 1}
 
@@ -123,7 +123,7 @@ def test_lackey_one_space_I_variant_from_course_material(write):
 
 
 def test_lackey_three_column_course_variant_kept_and_counted(write):
-    k, g, s, a = parse(write("t.lackey", " S 7ff000398,8 17\n L 7ff000390,8\n"))
+    k, _, s, a = parse(write("t.lackey", " S 7ff000398,8 17\n L 7ff000390,8\n"))
     assert k.tolist() == [2, 1] and s.tolist() == [8, 8]
     assert a.notes == {"records_with_extra_column": 1}
 
@@ -187,7 +187,10 @@ def test_lackey_large_data_sizes_up_to_512_and_beyond(write):
 
 
 def test_lackey_footer_guest_instrs_with_thousands_separators_is_checked(write):
-    text = "I  0401ab70,3\n" * 1234 + "==9== Executed:\n==9==   guest instrs:  1,234\n==9==   guest instrs : SB entered  = 168 : 10\n"
+    text = (
+        "I  0401ab70,3\n" * 1234
+        + "==9== Executed:\n==9==   guest instrs:  1,234\n==9==   guest instrs : SB entered  = 168 : 10\n"
+    )
     _, _, _, a = parse(write("t.lackey", text))
     assert a.footer_check() == {"status": "ok", "footer": 1234, "I_records": 1234, "footers": 1}
     assert not a.warnings
@@ -252,7 +255,7 @@ def test_lackey_compressed_inputs_gz_xz_zst_read_directly(write):
         ("t.zst", zstandard.ZstdCompressor().compress(text)),
         ("t_no_suffix", gzip.compress(text)),  # detected from magic bytes, not the name
     ):
-        k, g, s, a = parse(write(name, data))
+        k, g, _, a = parse(write(name, data))
         assert (k == plain[0]).all() and (g == plain[1]).all() and a.lines == plain[3].lines
     assert Source(write("t2.xz", lzma.compress(text))).compression == "xz"
 

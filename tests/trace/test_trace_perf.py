@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (verbatim perf output lines)
 """perf readers: `perf mem report -D` (with/without -x) and `perf script`; data_src decoding."""
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def test_perf_raw_mail_wrapped_sample_is_an_error_naming_the_line(tmp_path):
 
 def test_perf_raw_without_header_infers_optional_columns(tmp_path, write):
     text = "1 2 0x400000 0x7f0000001000 0x0000000012345000 2M 7 0x26a100142 a.out:main\n"
-    s, rows = run(write("d.txt", text), tmp_path, format="perf-mem-raw")
+    _, rows = run(write("d.txt", text), tmp_path, format="perf-mem-raw")
     assert rows[0]["phys_addr"] == 0x12345000 and rows[0]["data_page_size"] == 2 << 20
 
 
@@ -136,7 +137,7 @@ def test_perf_script_samples_without_an_address_field_are_skipped(tmp_path):
         ("perf_script_arm_spe_sve_aff.txt", 5),
         ("perf_script_intel_data_src_weight.txt", 9),  # has a literal TAB and running-width padding
     ):
-        s, rows = run(DATA / name, tmp_path)
+        s, _ = run(DATA / name, tmp_path)
         assert s.records == 0 and s.skipped == {"no_data_address": n}, name
 
 
