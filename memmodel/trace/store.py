@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ def detect_format_lines(lines: list[bytes], name: str) -> str:
             continue
         if s.startswith(b"# PID, TID, IP, ADDR"):
             return "perf-mem-raw"
+        if re.match(rb"^==\d+== Lackey, an example Valgrind tool", s):
+            return "lackey"
         if s.startswith(b"#") or s.startswith(b"==") or s.startswith(b"--") or s.startswith(b"SB "):
             continue
         if looks_like_lackey(line):
@@ -174,7 +177,8 @@ def iter_batches(
         path: the trace file.
         columns: columns to return (``kind`` uint8 codes, ``gva`` uint64 bytes, ``size`` uint16 bytes,
             and optional columns the source has); a column the source lacks raises ``TraceError``.
-        batch_rows: records per batch (the last one may be shorter); every batch is a fresh array.
+        batch_rows: records per batch (the last one may be shorter); every batch holds new arrays
+            (from Parquet they may be read-only views of the decoded column).
         format: force a raw text format (one of :data:`FORMATS`).
         skip_bad: count bad lines of raw traces as skipped instead of raising.
 
