@@ -3,9 +3,11 @@
 The state of a run lives in flat numpy arrays (built by :mod:`memmodel.engine.state`) so that the
 kernels can be compiled once and cached (``cache=True``):
 
+* **Parameters** ``P`` (int64): the config as numbers, then one descriptor per LRU array.
+* **Counters** ``C`` (int64): MODEL.md section 6 integers, then the walk-length histogram.
 * **LRU arrays** (every TLB array, PSC and the nested TLB) share one ``tags`` int64 array. Array ``i``
-  occupies ``tags[desc[4i] : desc[4i] + sets * ways]`` (``desc = [offset, sets, ways, mask] * n``, mask =
-  ``sets - 1`` when ``sets`` is a power of two, else -1); each set
+  occupies ``tags[off : off + sets * ways]`` with ``off, sets, ways, mask = P[P_DESC + 4i : P_DESC + 4i + 4]``
+  (mask = ``sets - 1`` when ``sets`` is a power of two, else -1); each set
   is a row of ``ways`` tags ordered most-recent first, ``-1`` marking an empty way. A hit moves the
   tag to the front; a fill shifts the row right (dropping the least recent) and writes the front.
 * **Buddy allocators**: one bitmap per order (bit ``i`` of order ``o`` = the block of frames
@@ -13,10 +15,14 @@ kernels can be compiled once and cached (``cache=True``):
   order ``o`` has no free block (so the lowest free block is found by scanning forward from it).
 * **Guest mappings** (virtual side, unbounded address space) in open-addressing hash tables with
   int64 keys (``-1`` = empty, linear probing): ``slots`` maps a 4 KiB virtual page number to a slot
-  holding everything that page's translations need (its guest page shift, effective TLB shift,
-  guest-physical frame, and the guest-physical frames of its guest page tables); ``aux`` holds the
+  holding everything that page's translations need: its effective TLB shift (``slot_es``, uint8, read
+  on every translation) and, in ``slot_info``, its guest-physical frame, guest page shift and the
+  guest-physical frames of its guest page tables; ``aux`` holds the
   guest's 1G/2M mappings, region occupancy and table frames under tagged keys.
 * **Host backing** (bounded by guest memory) in per-4-KiB-guest-frame arrays.
+
+Hot paths pass few arrays: a call that LLVM does not inline costs a few nanoseconds per array
+argument, which is why parameters, descriptors, counters and histogram share arrays.
 
 A kernel call processes runs of translations of one 4 KiB page (``runs_p4``, ``runs_n``) from
 ``start`` and returns ``(status, position)``: ``STATUS_DONE``, or a request to grow a table or an
@@ -58,6 +64,8 @@ C_HOST_BACKED_BYTES = 23
 C_HOST_ZEROED_BYTES = 24
 C_TOUCHED_PAGES = 25  # distinct 4 KiB virtual pages translated
 N_COUNTERS = 26
+C_HIST = 32  # C[C_HIST + n] = walks that cost exactly n page-table loads (n < 64)
+C_SIZE = C_HIST + 64
 
 # ---- parameter indices ----------------------------------------------------------------------
 P_VIRT = 0
@@ -75,7 +83,7 @@ P_HPSC_IDX = 20
 P_NTLB_IDX = 26
 P_WINDOW = 27  # translations per time-series window
 P_HTBL_OFF = 28  # +level (0..5) -> offset of the host table-presence array of that level
-N_PARAMS = 34
+P_DESC = 34  # LRU array i is described by P[P_DESC + 4i : P_DESC + 4i + 4] = offset, sets, ways, mask
 
 # ---- time-series columns ----------------------------------------------------------------------
 S_TRANSLATIONS = 0
@@ -103,20 +111,22 @@ STATUS_GROW = 1  # a hash table, the slot arrays or the series buffer needs more
 STATUS_OOM_GUEST = 2
 STATUS_OOM_HOST = 3
 
-SLOT_TABLES = 6  # per slot: guest table frames for levels 0..5 (levels 2..G used)
+SLOT_STRIDE = 8  # per slot in slot_info: [0] guest frame, [1] guest shift, [level] guest table frame (2..5)
+SI_GFRAME = 0
+SI_GSHIFT = 1
 MAX_ORDER = 18
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 
 
 # ================================ hashing ==========================================================
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _slot_of(key: int, mask: int) -> int:
     h = np.uint64(key) * _GOLDEN
     return np.int64(h >> np.uint64(32)) & mask  # type: ignore[return-value]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def ht_get(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
     """Value of ``key`` in an open-addressing table, or -1."""
     mask = keys.shape[0] - 1
@@ -156,41 +166,70 @@ def ht_rehash(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals
 
 
 # ================================ LRU arrays =======================================================
-@njit(cache=True, inline="always")
-def lru_lookup(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> bool:
-    """Look ``tag`` up in its set (``index mod sets``); a hit becomes most recent."""
-    off = desc[4 * arr]
-    ways = desc[4 * arr + 2]
-    mask = desc[4 * arr + 3]
-    # a power-of-two set count avoids a 64-bit division on every lookup
-    base = off + ((index & mask) if mask >= 0 else (index % desc[4 * arr + 1])) * ways
+@njit(cache=True)
+def _find_and_promote(tags: np.ndarray, base: int, ways: int, tag: int) -> bool:
     for w in range(ways):
-        t = tags[base + w]
-        if t == tag:
+        if tags[base + w] == tag:
             for x in range(w, 0, -1):
                 tags[base + x] = tags[base + x - 1]
             tags[base] = tag
             return True
-        if t == -1:
-            return False
     return False
 
 
-@njit(cache=True, inline="always")
-def lru_fill(tags: np.ndarray, desc: np.ndarray, arr: int, index: int, tag: int) -> None:
-    """Insert ``tag`` (known absent) as most recent, evicting the least recent of a full set."""
-    off = desc[4 * arr]
-    ways = desc[4 * arr + 2]
-    mask = desc[4 * arr + 3]
-    # a power-of-two set count avoids a 64-bit division on every lookup
-    base = off + ((index & mask) if mask >= 0 else (index % desc[4 * arr + 1])) * ways
+@njit(cache=True)
+def _push_front(tags: np.ndarray, base: int, ways: int, tag: int) -> None:
     for x in range(ways - 1, 0, -1):
         tags[base + x] = tags[base + x - 1]
     tags[base] = tag
 
 
+@njit(cache=True)
+def _set_base(P: np.ndarray, arr: int, index: int) -> tuple[int, int]:
+    d = P_DESC + 4 * arr
+    ways = P[d + 2]
+    mask = P[d + 3]
+    # a power-of-two set count avoids a 64-bit division on every lookup
+    return P[d] + ((index & mask) if mask >= 0 else (index % P[d + 1])) * ways, ways
+
+
+@njit(cache=True)
+def lru_lookup(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) -> bool:
+    """Look ``tag`` up in its set (``index mod sets``); a hit becomes most recent.
+
+    Common associativities get a loop with a constant trip count, which LLVM unrolls (about 2x
+    faster than a loop bounded by a runtime value); empty ways hold -1, which never matches a tag.
+    """
+    base, ways = _set_base(P, arr, index)
+    if ways == 4:
+        return _find_and_promote(tags, base, 4, tag)
+    if ways == 8:
+        return _find_and_promote(tags, base, 8, tag)
+    if ways == 12:
+        return _find_and_promote(tags, base, 12, tag)
+    if ways == 16:
+        return _find_and_promote(tags, base, 16, tag)
+    return _find_and_promote(tags, base, ways, tag)
+
+
+@njit(cache=True)
+def lru_fill(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) -> None:
+    """Insert ``tag`` (known absent) as most recent, evicting the least recent of a full set."""
+    base, ways = _set_base(P, arr, index)
+    if ways == 4:
+        _push_front(tags, base, 4, tag)
+    elif ways == 8:
+        _push_front(tags, base, 8, tag)
+    elif ways == 12:
+        _push_front(tags, base, 12, tag)
+    elif ways == 16:
+        _push_front(tags, base, 16, tag)
+    else:
+        _push_front(tags, base, ways, tag)
+
+
 # ================================ buddy allocator ==================================================
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ctz(x: int) -> int:
     """Index of the lowest set bit of a non-zero word (de Bruijn multiplication)."""
     low = x & (~x + np.uint64(1))
@@ -349,9 +388,8 @@ def host_touch(first: int, nframes: int, P: np.ndarray, C: np.ndarray, h_shift: 
     return True
 
 
-@njit(cache=True, inline="always")
-def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, tags: np.ndarray,
-                   desc: np.ndarray) -> int:
+@njit(cache=True)
+def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, tags: np.ndarray) -> int:
     """Host-translate guest-physical frame ``frame`` (MODEL.md section 4); returns host PTE loads."""
     hs = np.int64(h_shift[frame])
     code = (hs - 12) // 9
@@ -360,7 +398,7 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
     H = levels - code
     ntlb = P[P_NTLB_IDX]
     tag = (pfn << 2) | code
-    if ntlb >= 0 and lru_lookup(tags, desc, ntlb, pfn, tag):
+    if ntlb >= 0 and lru_lookup(tags, P, ntlb, pfn, tag):
         C[C_NTLB_HITS] += 1
         return 0
     C[C_NTLB_MISSES] += 1
@@ -369,7 +407,7 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
         arr = P[P_HPSC_IDX + j]
         if arr >= 0:
             key = frame >> (9 * (levels - j))
-            if lru_lookup(tags, desc, arr, key, key):
+            if lru_lookup(tags, P, arr, key, key):
                 kh = j
                 break
     loads = H - kh
@@ -378,67 +416,17 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
         arr = P[P_HPSC_IDX + j]
         if arr >= 0:
             key = frame >> (9 * (levels - j))
-            lru_fill(tags, desc, arr, key, key)
+            lru_fill(tags, P, arr, key, key)
     if ntlb >= 0:
-        lru_fill(tags, desc, ntlb, pfn, tag)
+        lru_fill(tags, P, ntlb, pfn, tag)
     return loads
 
 
 # ================================ one translation ==================================================
-@njit(cache=True)
-def translate_miss(p4: int, slot: int, vpn: int, tag: int, l1: int, l2: int, P: np.ndarray, C: np.ndarray,
-                   tags: np.ndarray, desc: np.ndarray, slot_gs: np.ndarray, slot_gframe: np.ndarray,
-                   slot_tbl: np.ndarray, g_root: int, h_shift: np.ndarray, hist: np.ndarray) -> None:
-    """A translation that missed the L1 array ``l1`` (or has none): L2, then the 2D walk (MODEL.md 3-4).
-
-    ``vpn``/``tag`` are the TLB page number and tag of the page's entry; ``l1``/``l2`` the indices of
-    the arrays that hold its size (-1 = none).
-    """
-    if l2 >= 0 and lru_lookup(tags, desc, l2, vpn, tag):
-        C[C_L2_HITS] += 1
-        if l1 >= 0:
-            lru_fill(tags, desc, l1, vpn, tag)
-        return
-    C[C_WALKS] += 1
-    virt = P[P_VIRT] != 0
-    levels = P[P_G_LEVELS]
-    G = levels - (np.int64(slot_gs[slot]) - 12) // 9
-    k = 0
-    for j in range(G - 1, 0, -1):
-        arr = P[P_GPSC_IDX + j]
-        if arr >= 0:
-            key = p4 >> (9 * (levels - j))
-            if lru_lookup(tags, desc, arr, key, key):
-                k = j
-                break
-    if k > 0:
-        C[C_PSC_GUEST_HITS] += 1
-    loads = 0
-    for j in range(k + 1, G + 1):
-        if virt and not (j == k + 1 and k >= 1):
-            table = g_root if j == 1 else slot_tbl[slot * SLOT_TABLES + j]
-            loads += host_translate(table, P, C, h_shift, tags, desc)
-        loads += 1
-    C[C_GUEST_PTE_LOADS] += G - k
-    if virt:
-        loads += host_translate(slot_gframe[slot], P, C, h_shift, tags, desc)
-    for j in range(k + 1, G):
-        arr = P[P_GPSC_IDX + j]
-        if arr >= 0:
-            key = p4 >> (9 * (levels - j))
-            lru_fill(tags, desc, arr, key, key)
-    hist[loads] += 1
-    if l2 >= 0:
-        lru_fill(tags, desc, l2, vpn, tag)
-    if l1 >= 0:
-        lru_fill(tags, desc, l1, vpn, tag)
-
-
 # ================================ first touch of a 4 KiB page ======================================
 @njit(cache=True)
 def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray, aux_v: np.ndarray,
-             fill: np.ndarray,
-             slot_gs: np.ndarray, slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray,
+             fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray,
              gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
              h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
              hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray) -> int:
@@ -511,7 +499,7 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
     leaf = levels - (gs - 12) // 9
     for level in range(2, leaf + 1):
         key = ((p4 >> (9 * (levels - level + 1))) << 4) | (TAG_TABLE + level)
-        slot_tbl[slot * SLOT_TABLES + level] = ht_get(aux_k, aux_v, key)
+        slot_info[slot * SLOT_STRIDE + level] = ht_get(aux_k, aux_v, key)
     es = gs
     if virt:
         if h_shift[gframe] == 0 and not host_fault(gframe, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits,
@@ -520,9 +508,9 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
         hs = np.int64(h_shift[gframe])  # type: ignore[assignment]
         if hs < es:
             es = hs
-    slot_gs[slot] = gs
+    slot_info[slot * SLOT_STRIDE + SI_GSHIFT] = gs
+    slot_info[slot * SLOT_STRIDE + SI_GFRAME] = gframe
     slot_es[slot] = es
-    slot_gframe[slot] = gframe
     C[C_TOUCHED_PAGES] += 1
     return STATUS_DONE
 
@@ -545,40 +533,41 @@ def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, hit_counter:
 
 @njit(cache=True)
 def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray, C: np.ndarray,
-              tags: np.ndarray, desc: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray,
-              aux_k: np.ndarray, aux_v: np.ndarray, fill: np.ndarray, slot_gs: np.ndarray,
-              slot_es: np.ndarray, slot_gframe: np.ndarray, slot_tbl: np.ndarray, g_root: int,
+              tags: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray, aux_k: np.ndarray, aux_v: np.ndarray,
+              fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray, g_root: int,
               gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
               h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
               hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray,
-              hist: np.ndarray, series: np.ndarray) -> tuple[int, int]:
+              series: np.ndarray) -> tuple[int, int]:
     """Replay runs ``[start, len)``: run ``i`` is ``runs_n[i]`` translations of 4 KiB page ``runs_p4[i]``.
 
     ``fill`` = [slots used, aux entries used, series rows used]. Returns (status, position); state is
     consistent at ``position`` (nothing of that run has been applied).
     """
     window = P[P_WINDOW]
-    slot_limit = min(slots_k.shape[0] >> 1, slot_gs.shape[0])
+    virt = P[P_VIRT] != 0
+    g_levels = P[P_G_LEVELS]
+    slot_limit = min(slots_k.shape[0] >> 1, slot_es.shape[0])
     aux_limit = (aux_k.shape[0] >> 1) - 16
     acc = C[C_ACCESSES]
     next_boundary = (acc // window + 1) * window
-    l1_of = P[P_L1_IDX : P_L1_IDX + 3]
-    l2_of = P[P_L2_IDX : P_L2_IDX + 3]
     n_runs = runs_p4.shape[0]
     for i in range(start, n_runs):
         p4 = runs_p4[i]
         count = np.int64(runs_n[i])
-        # room for one more page and for every snapshot this run may emit
-        if (fill[0] + 1 >= slot_limit or fill[1] >= aux_limit
-                or fill[2] + 2 + (count // window if count >= window else 0) >= series.shape[0]):
+        # room for every snapshot this run may emit (checked only when it crosses a window boundary)
+        if next_boundary <= acc + count and fill[2] + 2 + count // window >= series.shape[0]:
             C[C_ACCESSES] = acc
             return STATUS_GROW, i
         slot = ht_get(slots_k, slots_v, p4)
         if slot < 0:
+            # room for one more page in the slot table and its aux entries
+            if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
+                C[C_ACCESSES] = acc
+                return STATUS_GROW, i
             slot = fill[0]
-            status = new_page(p4, slot, P, C, aux_k, aux_v, fill, slot_gs, slot_es, slot_gframe, slot_tbl,
-                              gbits, gboff, gnr, ghint, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff,
-                              hnr, hhint)
+            status = new_page(p4, slot, P, C, aux_k, aux_v, fill, slot_es, slot_info, gbits, gboff, gnr, ghint,
+                              h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint)
             if status != STATUS_DONE:
                 C[C_ACCESSES] = acc
                 return status, i
@@ -588,35 +577,69 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
         code = (es - 12) // 9
         vpn = p4 >> (es - 12)
         tag = (vpn << 2) | code
-        l1 = l1_of[code]
-        l2 = l2_of[code]
-        if l1 < 0 and l2 < 0:
-            # no array holds this size: every translation walks
-            for _ in range(count):
-                translate_miss(p4, slot, vpn, tag, l1, l2, P, C, tags, desc, slot_gs, slot_gframe, slot_tbl,
-                               g_root, h_shift, hist)
-                acc += 1
-                if next_boundary <= acc:
-                    _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, 0)
-                    fill[2] += 1
-                    next_boundary += window
-            continue
-        # first translation of the run in full...
-        if l1 >= 0 and lru_lookup(tags, desc, l1, vpn, tag):
-            C[C_L1_HITS] += 1
-        else:
-            translate_miss(p4, slot, vpn, tag, l1, l2, P, C, tags, desc, slot_gs, slot_gframe, slot_tbl,
-                           g_root, h_shift, hist)
-        acc += 1
-        # ...then the repeats hit the most-recent entry: exact under LRU (module docstring)
-        repeats = count - 1
-        hit_counter = C_L1_HITS if l1 >= 0 else C_L2_HITS
-        while next_boundary <= acc + repeats:
-            _snapshot(series, fill[2], next_boundary, C, hit_counter, next_boundary - acc)
-            fill[2] += 1
-            next_boundary += window
-        C[hit_counter] += repeats
-        acc += repeats
+        l1 = P[P_L1_IDX + code]
+        l2 = P[P_L2_IDX + code]
+        # With an array for this size, only the first translation of the run is simulated in full and
+        # the repeats hit the most-recent entry (exact under LRU, module docstring); without one,
+        # every translation walks.
+        collapse = l1 >= 0 or l2 >= 0
+        full = np.int64(1) if collapse else count
+        for _ in range(full):
+            # ---- one translation (MODEL.md section 3) ----
+            if l1 >= 0 and lru_lookup(tags, P, l1, vpn, tag):
+                C[C_L1_HITS] += 1
+            elif l2 >= 0 and lru_lookup(tags, P, l2, vpn, tag):
+                C[C_L2_HITS] += 1
+                if l1 >= 0:
+                    lru_fill(tags, P, l1, vpn, tag)
+            else:
+                # ---- the 2D walk (MODEL.md section 4) ----
+                C[C_WALKS] += 1
+                si = slot * SLOT_STRIDE
+                G = g_levels - (slot_info[si + SI_GSHIFT] - 12) // 9
+                k = 0
+                for j in range(G - 1, 0, -1):
+                    arr = P[P_GPSC_IDX + j]
+                    if arr >= 0:
+                        key = p4 >> (9 * (g_levels - j))
+                        if lru_lookup(tags, P, arr, key, key):
+                            k = j
+                            break
+                if k > 0:
+                    C[C_PSC_GUEST_HITS] += 1
+                C[C_GUEST_PTE_LOADS] += G - k
+                loads = G - k
+                if virt:
+                    for j in range(k + 1, G + 1):
+                        # a PSC hit at level k holds the host-physical address of table k+1
+                        if not (j == k + 1 and k >= 1):
+                            table = g_root if j == 1 else slot_info[si + j]
+                            loads += host_translate(table, P, C, h_shift, tags)
+                    loads += host_translate(slot_info[si + SI_GFRAME], P, C, h_shift, tags)
+                for j in range(k + 1, G):
+                    arr = P[P_GPSC_IDX + j]
+                    if arr >= 0:
+                        key = p4 >> (9 * (g_levels - j))
+                        lru_fill(tags, P, arr, key, key)
+                C[C_HIST + loads] += 1
+                if l2 >= 0:
+                    lru_fill(tags, P, l2, vpn, tag)
+                if l1 >= 0:
+                    lru_fill(tags, P, l1, vpn, tag)
+            acc += 1
+            if next_boundary <= acc:
+                _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, 0)
+                fill[2] += 1
+                next_boundary += window
+        if collapse and count > 1:
+            repeats = count - 1
+            hit_counter = C_L1_HITS if l1 >= 0 else C_L2_HITS
+            while next_boundary <= acc + repeats:
+                _snapshot(series, fill[2], next_boundary, C, hit_counter, next_boundary - acc)
+                fill[2] += 1
+                next_boundary += window
+            C[hit_counter] += repeats
+            acc += repeats
     C[C_ACCESSES] = acc
     return STATUS_DONE, n_runs
 

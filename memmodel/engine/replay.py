@@ -86,7 +86,7 @@ class Replay:
         self.cfg = cfg
         self.window = window
         virt = cfg.virtualized
-        P = np.full(K.N_PARAMS, -1, dtype=np.int64)
+        P = np.full(K.P_DESC, -1, dtype=np.int64)
         P[K.P_VIRT] = int(virt)
         P[K.P_G_LEVELS] = cfg.guest.levels
         P[K.P_G_PSHIFT] = cfg.guest.page_shift
@@ -122,10 +122,10 @@ class Replay:
             if cfg.ntlb is not None:
                 P[K.P_NTLB_IDX] = add(cfg.ntlb.entries, cfg.ntlb.ways)
         self.tags = np.full(max(offset, 1), -1, dtype=np.int64)
-        self.desc = np.array(desc or [0, 1, 1, 0], dtype=np.int64)
+        P = np.concatenate([P, np.array(desc, dtype=np.int64)])
 
         # ---- host side (arrays per guest-physical 4 KiB frame) --------------------------------------
-        self.C = np.zeros(K.N_COUNTERS, dtype=np.int64)
+        self.C = np.zeros(K.C_SIZE, dtype=np.int64)
         if virt:
             self.hbuddy = Buddy.build(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
             self.h_shift = np.zeros(g_frames, dtype=np.uint8)
@@ -155,7 +155,6 @@ class Replay:
         self.aux_v = np.zeros(1 << 12, dtype=np.int64)
         self.fill = np.zeros(3, dtype=np.int64)
         self._alloc_slots(1 << 13)
-        self.hist = np.zeros(64, dtype=np.int64)
         self.series = np.zeros((1024, K.N_SERIES), dtype=np.int64)
 
         # ---- start-up (MODEL.md section 2), in order ---------------------------------------------
@@ -192,20 +191,13 @@ class Replay:
 
     def _alloc_slots(self, n: int) -> None:
         used = int(self.fill[0])
-        old: np.ndarray | None = getattr(self, "slot_gs", None)
-        gs = np.zeros(n, dtype=np.uint8)
         es = np.zeros(n, dtype=np.uint8)
-        gframe = np.zeros(n, dtype=np.int64)
-        tbl = np.zeros(n * K.SLOT_TABLES, dtype=np.int64)
-        if old is not None:
-            gs[:used] = self.slot_gs[:used]
+        info = np.zeros(n * K.SLOT_STRIDE, dtype=np.int64)
+        if used:
             es[:used] = self.slot_es[:used]
-            gframe[:used] = self.slot_gframe[:used]
-            tbl[: used * K.SLOT_TABLES] = self.slot_tbl[: used * K.SLOT_TABLES]
-        self.slot_gs: np.ndarray = gs
+            info[: used * K.SLOT_STRIDE] = self.slot_info[: used * K.SLOT_STRIDE]
         self.slot_es: np.ndarray = es
-        self.slot_gframe: np.ndarray = gframe
-        self.slot_tbl: np.ndarray = tbl
+        self.slot_info: np.ndarray = info
 
     def _grow(self) -> None:
         """Make room for at least one more page and one more batch of snapshots."""
@@ -215,8 +207,8 @@ class Replay:
             new_v = np.zeros_like(new_k)
             K.ht_rehash(self.slots_k, self.slots_v, new_k, new_v)
             self.slots_k, self.slots_v = new_k, new_v
-        if used_slots + 2 >= self.slot_gs.shape[0]:
-            self._alloc_slots(self.slot_gs.shape[0] * 4)
+        if used_slots + 2 >= self.slot_es.shape[0]:
+            self._alloc_slots(self.slot_es.shape[0] * 4)
         if 2 * (used_aux + 32) >= self.aux_k.shape[0]:
             new_k = np.full(self.aux_k.shape[0] * 4, -1, dtype=np.int64)
             new_v = np.zeros_like(new_k)
@@ -237,11 +229,10 @@ class Replay:
         hb, gb = self.hbuddy, self.gbuddy
         while pos < n:
             status, pos = K.run_chunk(
-                runs_p4, runs_n, np.int64(pos), self.P, self.C, self.tags, self.desc, self.slots_k,
-                self.slots_v, self.aux_k, self.aux_v, self.fill, self.slot_gs, self.slot_es,
-                self.slot_gframe, self.slot_tbl, np.int64(self.g_root), gb.bits, gb.boff, gb.nr_free,
-                gb.hint, self.h_shift, self.h_occ2m, self.h_occ1g, self.htbl, hb.bits, hb.boff,
-                hb.nr_free, hb.hint, self.hist, self.series,
+                runs_p4, runs_n, np.int64(pos), self.P, self.C, self.tags, self.slots_k, self.slots_v,
+                self.aux_k, self.aux_v, self.fill, self.slot_es, self.slot_info, np.int64(self.g_root),
+                gb.bits, gb.boff, gb.nr_free, gb.hint, self.h_shift, self.h_occ2m, self.h_occ1g, self.htbl,
+                hb.bits, hb.boff, hb.nr_free, hb.hint, self.series,
             )
             if status == K.STATUS_GROW:
                 self._grow()
@@ -319,7 +310,7 @@ class Replay:
         return SimResult(
             config_name=self.cfg.name,
             counters=ordered,
-            walk_hist=self.hist.copy(),
+            walk_hist=self.C[K.C_HIST :].copy(),
             series=series,
             window=self.window,
             host_nr_free=(self.hbuddy.nr_free if self.cfg.virtualized else self.gbuddy.nr_free).copy(),
