@@ -92,7 +92,7 @@ def main() -> None:
             print("  pycachesim not installed (pip install pycachesim): no comparison")
             return
         pages = np.concatenate([np.repeat(p4, n) for p4, n, _ in batches]) << 12  # one address per translation
-        addrs = pages.astype(np.int64)
+        addrs = pages.astype(np.int64).tolist()
 
         def pycachesim_tlb() -> tuple[int, int, int]:
             mem = cachesim.MainMemory()
@@ -101,7 +101,7 @@ def main() -> None:
             mem.store_from(l2)
             l1 = cachesim.Cache("L1", 16, 4, 4096, "LRU", store_to=l2, load_from=l2)
             cs = cachesim.CacheSimulator(l1, mem)
-            cs.loadstore(addrs, length=1)
+            cs.loadstore([(addrs, ())], length=1)  # one bulk call: every address a load
             st = {s["name"]: s for s in cs.stats()}
             return st["L1"]["HIT_count"], st["L2"]["HIT_count"], st["L2"]["MISS_count"]
 

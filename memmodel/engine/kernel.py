@@ -505,9 +505,9 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
         if h_shift[gframe] == 0 and not host_fault(gframe, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits,
                                                    hboff, hnr, hhint):
             return STATUS_OOM_HOST
-        hs = np.int64(h_shift[gframe])  # type: ignore[assignment]
+        hs = np.int64(h_shift[gframe])
         if hs < es:
-            es = hs
+            es = hs  # type: ignore[assignment]
     slot_info[slot * SLOT_STRIDE + SI_GSHIFT] = gs
     slot_info[slot * SLOT_STRIDE + SI_GFRAME] = gframe
     slot_es[slot] = es
