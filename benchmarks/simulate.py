@@ -2,9 +2,9 @@
 
 Usage::
 
-    python benchmarks/simulate.py [TRACE] [--repeat 3]
+    python benchmarks/simulate.py [TRACE...] [--repeat 3]
 
-TRACE defaults to the shipped ``traces/pchase.lackey.xz`` (ingested to a temporary Parquet store first).
+TRACE defaults to every shipped ``traces/*.lackey.xz`` (each ingested to a temporary Parquet store first).
 Prints, for ``baseline-4k`` and ``memctl-2m`` with the ``skylake`` CPU preset: trace records/s (records
 of every kind, instruction fetches included) and data translations/s, best of ``--repeat`` runs after a
 warm-up (numba compilation excluded). Then, for a TLB-only config (native, 4K pages, L1 64 x 4-way + L2
@@ -40,17 +40,22 @@ def _best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace", nargs="?", default=str(REPO / "traces" / "pchase.lackey.xz"))
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("traces", nargs="*", help="default: every shipped trace (traces/*.lackey.xz)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    for trace in args.traces or sorted((REPO / "traces").glob("*.lackey.xz")):
+        bench_trace(Path(trace), args.repeat)
+        print()
 
+
+def bench_trace(trace: Path, repeat: int) -> None:
+    """Print the figures for one trace."""
     from memmodel.analysis.api import run
     from memmodel.config import parse_config
     from memmodel.engine import Replay, translations_to_runs
     from memmodel.trace import ingest, iter_batches
 
-    trace = Path(args.trace)
     with tempfile.TemporaryDirectory() as tmp:
         store = trace
         if trace.suffix != ".parquet":
@@ -62,7 +67,7 @@ def main() -> None:
 
         print("\nfull nested model, end to end (Parquet in, counters out), one core:")
         for name in ("baseline-4k", "memctl-2m"):
-            secs, runs = _best(lambda name=name: run([store], [name], cpu="skylake"), args.repeat)
+            secs, runs = _best(lambda name=name: run([store], [name], cpu="skylake"), repeat)
             c = runs[0].result.counters  # type: ignore[index]
             print(f"  {name:<12} {secs:6.3f} s  {records / secs / 1e6:6.1f} M records/s  "
                   f"{c['accesses'] / secs / 1e6:6.1f} M translations/s  (walks {c['walks']:,})")
@@ -75,24 +80,30 @@ def main() -> None:
         })
         batches = [translations_to_runs(b["kind"], b["gva"], b["size"]) for b in cols]
 
+        # the same addresses for both: one per translation, in trace order (straddles already split)
+        pages = np.concatenate([np.repeat(p4, n) for p4, n, _ in batches])
+        addr_u64 = (pages << 12).astype(np.uint64)
+        loads = np.ones(addr_u64.shape[0], dtype=np.uint8)
+        ones = np.ones(addr_u64.shape[0], dtype=np.uint16)
+
         def memmodel_tlb() -> dict:
             r = Replay(tlb_only)
-            for b in cols:
-                r.feed(b["kind"], b["gva"], b["size"])
+            step = 1 << 20
+            for i in range(0, addr_u64.shape[0], step):
+                r.feed(loads[i : i + step], addr_u64[i : i + step], ones[i : i + step])
             return r.result().counters
 
-        secs_mm, c = _best(memmodel_tlb, args.repeat)
+        secs_mm, c = _best(memmodel_tlb, repeat)
         n_tr = c["accesses"]  # type: ignore[index]
-        print(f"\nTLB-only (native 4K, L1 64x4 + L2 1536x12), {n_tr:,} translations:")
+        print(f"\nTLB-only (native 4K, L1 64x4 + L2 1536x12), {n_tr:,} translations, same address stream:")
         print(f"  memmodel    {secs_mm:6.3f} s  {n_tr / secs_mm / 1e6:6.1f} M translations/s "
-              f"(records -> page runs -> kernel)")
+              f"(addresses -> page runs -> kernel)")
         try:
             import cachesim  # pycachesim
         except ImportError:
             print("  pycachesim not installed (pip install pycachesim): no comparison")
             return
-        pages = np.concatenate([np.repeat(p4, n) for p4, n, _ in batches]) << 12  # one address per translation
-        addrs = pages.astype(np.int64).tolist()
+        addrs = addr_u64.astype(np.int64).tolist()
 
         def pycachesim_tlb() -> tuple[int, int, int]:
             mem = cachesim.MainMemory()
@@ -105,7 +116,7 @@ def main() -> None:
             st = {s["name"]: s for s in cs.stats()}
             return st["L1"]["HIT_count"], st["L2"]["HIT_count"], st["L2"]["MISS_count"]
 
-        secs_pc, (h1, h2, miss) = _best(pycachesim_tlb, args.repeat)  # type: ignore[misc]
+        secs_pc, (h1, h2, miss) = _best(pycachesim_tlb, repeat)  # type: ignore[misc]
         same = (h1, h2, miss) == (c["l1_hits"], c["l2_hits"], c["walks"])  # type: ignore[index]
         print(f"  pycachesim  {secs_pc:6.3f} s  {n_tr / secs_pc / 1e6:6.1f} M translations/s (bulk loadstore)")
         print(f"  ratio memmodel / pycachesim: {secs_pc / secs_mm:.1f}x; same hits/misses: {same} "

@@ -23,7 +23,8 @@ from memmodel.config import load_config, preset_names  # noqa: E402
 def main() -> None:
     traces = sorted((HERE.parent / "traces").glob("*.lackey.xz"))
     for trace in traces:
-        records = parse_lackey_simple(lzma.open(trace, "rt").read())
+        with lzma.open(trace, "rt") as f:
+            records = parse_lackey_simple(f.read())
         out = {}
         for name in preset_names("vm"):
             out[name] = run_reference(records, load_config(name))

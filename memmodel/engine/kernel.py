@@ -83,7 +83,8 @@ P_HPSC_IDX = 20
 P_NTLB_IDX = 26
 P_WINDOW = 27  # translations per time-series window
 P_HTBL_OFF = 28  # +level (0..5) -> offset of the host table-presence array of that level
-P_DESC = 34  # LRU array i is described by P[P_DESC + 4i : P_DESC + 4i + 4] = offset, sets, ways, mask
+P_ONLY_4K = 34  # 1 when every TLB entry is 4 KiB (guest or host page size 4K): enables the fast path
+P_DESC = 35  # LRU array i is described by P[P_DESC + 4i : P_DESC + 4i + 4] = offset, sets, ways, mask
 
 # ---- time-series columns ----------------------------------------------------------------------
 S_TRANSLATIONS = 0
@@ -119,54 +120,95 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 
 
+# ================================ records -> page runs ==============================================
+@njit(cache=True, error_model="numpy")
+def records_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray, pages: np.ndarray,
+                    counts: np.ndarray) -> tuple[int, int]:
+    """MODEL.md section 1 in one pass: translations of data records, as runs of one 4 KiB page.
+
+    Writes run ``r`` as (``pages[r]``, ``counts[r]``); both arrays hold ``2 * len(kind)`` entries.
+    Addresses wrap modulo 2^64 (docs/model.md). Returns (runs written, ``I`` records).
+    """
+    n_runs = 0
+    instructions = 0
+    prev = np.int64(-1)
+    for i in range(kind.shape[0]):
+        if kind[i] == 0:
+            instructions += 1
+            continue
+        a = gva[i]
+        page = np.int64(a >> np.uint64(12))
+        if page == prev:
+            counts[n_runs - 1] += 1
+        else:
+            pages[n_runs] = page
+            counts[n_runs] = 1
+            n_runs += 1
+            prev = page
+        n = np.uint64(size[i])
+        if (a & np.uint64(4095)) + n > np.uint64(4096):
+            last = np.int64((a + n - np.uint64(1)) >> np.uint64(12))
+            if last == prev:
+                counts[n_runs - 1] += 1
+            else:
+                pages[n_runs] = last
+                counts[n_runs] = 1
+                n_runs += 1
+                prev = last
+    return n_runs, instructions
+
+
 # ================================ hashing ==========================================================
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _slot_of(key: int, mask: int) -> int:
     h = np.uint64(key) * _GOLDEN
     return np.int64(h >> np.uint64(32)) & mask  # type: ignore[return-value]
 
 
-@njit(cache=True)
-def ht_get(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
-    """Value of ``key`` in an open-addressing table, or -1."""
-    mask = keys.shape[0] - 1
+@njit(cache=True, error_model="numpy", inline="always")
+def ht_get(kv: np.ndarray, key: int) -> int:
+    """Value of ``key`` in an open-addressing table ``kv`` (rows of [key, value]; key -1 = empty), or -1.
+
+    Key and value share a 16-byte row, so a lookup touches one cache line.
+    """
+    mask = kv.shape[0] - 1
     i = _slot_of(key, mask)
     while True:
-        k = keys[i]
+        k = kv[i, 0]
         if k == key:
-            return vals[i]
+            return kv[i, 1]
         if k == -1:
             return -1
         i = (i + 1) & mask
 
 
-@njit(cache=True)
-def ht_put(keys: np.ndarray, vals: np.ndarray, key: int, val: int) -> bool:
+@njit(cache=True, error_model="numpy")
+def ht_put(kv: np.ndarray, key: int, val: int) -> bool:
     """Insert or overwrite; returns True when the key is new."""
-    mask = keys.shape[0] - 1
+    mask = kv.shape[0] - 1
     i = _slot_of(key, mask)
     while True:
-        k = keys[i]
+        k = kv[i, 0]
         if k == key:
-            vals[i] = val
+            kv[i, 1] = val
             return False
         if k == -1:
-            keys[i] = key
-            vals[i] = val
+            kv[i, 0] = key
+            kv[i, 1] = val
             return True
         i = (i + 1) & mask
 
 
-@njit(cache=True)
-def ht_rehash(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray) -> None:
+@njit(cache=True, error_model="numpy")
+def ht_rehash(kv: np.ndarray, new_kv: np.ndarray) -> None:
     """Copy every entry of one table into a larger (empty) one."""
-    for i in range(keys.shape[0]):
-        if keys[i] != -1:
-            ht_put(new_keys, new_vals, keys[i], vals[i])
+    for i in range(kv.shape[0]):
+        if kv[i, 0] != -1:
+            ht_put(new_kv, kv[i, 0], kv[i, 1])
 
 
 # ================================ LRU arrays =======================================================
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _find_and_promote(tags: np.ndarray, base: int, ways: int, tag: int) -> bool:
     for w in range(ways):
         if tags[base + w] == tag:
@@ -177,14 +219,14 @@ def _find_and_promote(tags: np.ndarray, base: int, ways: int, tag: int) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _push_front(tags: np.ndarray, base: int, ways: int, tag: int) -> None:
     for x in range(ways - 1, 0, -1):
         tags[base + x] = tags[base + x - 1]
     tags[base] = tag
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _set_base(P: np.ndarray, arr: int, index: int) -> tuple[int, int]:
     d = P_DESC + 4 * arr
     ways = P[d + 2]
@@ -193,7 +235,7 @@ def _set_base(P: np.ndarray, arr: int, index: int) -> tuple[int, int]:
     return P[d] + ((index & mask) if mask >= 0 else (index % P[d + 1])) * ways, ways
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def lru_lookup(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) -> bool:
     """Look ``tag`` up in its set (``index mod sets``); a hit becomes most recent.
 
@@ -212,7 +254,7 @@ def lru_lookup(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) 
     return _find_and_promote(tags, base, ways, tag)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def lru_fill(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) -> None:
     """Insert ``tag`` (known absent) as most recent, evicting the least recent of a full set."""
     base, ways = _set_base(P, arr, index)
@@ -229,7 +271,7 @@ def lru_fill(tags: np.ndarray, P: np.ndarray, arr: int, index: int, tag: int) ->
 
 
 # ================================ buddy allocator ==================================================
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ctz(x: int) -> int:
     """Index of the lowest set bit of a non-zero word (de Bruijn multiplication)."""
     low = x & (~x + np.uint64(1))
@@ -241,7 +283,7 @@ for _i in range(64):
     _DEBRUIJN_TABLE[int(((1 << _i) * 0x03F79D71B4CB0A89 % (1 << 64)) >> 58)] = _i
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def buddy_insert(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: np.ndarray, order: int,
                  block: int) -> None:
     """Mark block number ``block`` (frames ``block << order``...) of ``order`` free."""
@@ -252,7 +294,7 @@ def buddy_insert(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: 
         hint[order] = w
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def buddy_can_alloc(nr_free: np.ndarray, order: int) -> bool:
     """Whether a free block of ``order`` or larger exists."""
     for o in range(order, MAX_ORDER + 1):
@@ -261,7 +303,7 @@ def buddy_can_alloc(nr_free: np.ndarray, order: int) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def buddy_alloc(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: np.ndarray,
                 order: int) -> int:
     """Allocate ``2**order`` frames: the lowest block of the smallest sufficient order, split.
@@ -287,7 +329,7 @@ def buddy_alloc(bits: np.ndarray, boff: np.ndarray, nr_free: np.ndarray, hint: n
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def buddy_init(frames: int, removed: np.ndarray, bits: np.ndarray, boff: np.ndarray,
                nr_free: np.ndarray, hint: np.ndarray) -> None:
     """Free space = the canonical decomposition of ``[0, frames)`` minus the sorted ``removed`` frames."""
@@ -321,7 +363,7 @@ def buddy_init(frames: int, removed: np.ndarray, bits: np.ndarray, boff: np.ndar
 
 
 # ================================ host side ========================================================
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def host_fault(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, h_occ2m: np.ndarray,
                h_occ1g: np.ndarray, htbl: np.ndarray, hbits: np.ndarray, hboff: np.ndarray,
                hnr: np.ndarray, hhint: np.ndarray) -> bool:
@@ -371,7 +413,7 @@ def host_fault(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, h_
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def host_touch(first: int, nframes: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray,
                h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray, hbits: np.ndarray,
                hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray) -> bool:
@@ -388,7 +430,7 @@ def host_touch(first: int, nframes: int, P: np.ndarray, C: np.ndarray, h_shift: 
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, tags: np.ndarray) -> int:
     """Host-translate guest-physical frame ``frame`` (MODEL.md section 4); returns host PTE loads."""
     hs = np.int64(h_shift[frame])
@@ -424,8 +466,8 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
 
 # ================================ one translation ==================================================
 # ================================ first touch of a 4 KiB page ======================================
-@njit(cache=True)
-def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray, aux_v: np.ndarray,
+@njit(cache=True, error_model="numpy")
+def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux: np.ndarray,
              fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray,
              gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
              h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
@@ -438,12 +480,12 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
     virt = P[P_VIRT] != 0
     gs = 0
     gframe = np.int64(-1)
-    m = ht_get(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_MAP1G)
+    m = ht_get(aux, ((p4 >> 18) << 4) | TAG_MAP1G)
     if m >= 0:
         gs = 30
         gframe = m + (p4 & ((1 << 18) - 1))
     else:
-        m = ht_get(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_MAP2M)
+        m = ht_get(aux, ((p4 >> 9) << 4) | TAG_MAP2M)
         if m >= 0:
             gs = 21
             gframe = m + (p4 & 511)
@@ -453,9 +495,9 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
         for cand in (30, 21, 12):
             if cand > pshift:
                 continue
-            if cand == 30 and ht_get(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G) >= 0:
+            if cand == 30 and ht_get(aux, ((p4 >> 18) << 4) | TAG_OCC1G) >= 0:
                 continue
-            if cand == 21 and ht_get(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_OCC2M) >= 0:
+            if cand == 21 and ht_get(aux, ((p4 >> 9) << 4) | TAG_OCC2M) >= 0:
                 continue
             if buddy_can_alloc(gnr, cand - 12):
                 gs = cand
@@ -465,11 +507,11 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
         leaf = levels - (gs - 12) // 9
         for level in range(2, leaf + 1):
             key = ((p4 >> (9 * (levels - level + 1))) << 4) | (TAG_TABLE + level)
-            if ht_get(aux_k, aux_v, key) < 0:
+            if ht_get(aux, key) < 0:
                 t = buddy_alloc(gbits, gboff, gnr, ghint, 0)
                 if t < 0:
                     return STATUS_OOM_GUEST
-                fill[1] += ht_put(aux_k, aux_v, key, t)
+                fill[1] += ht_put(aux, key, t)
                 C[C_GUEST_PT_PAGES] += 1
                 if virt and not host_touch(t, 1, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr,
                                            hhint):
@@ -478,13 +520,13 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
         if data < 0:
             return STATUS_OOM_GUEST
         if gs == 30:
-            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_MAP1G, data)
+            fill[1] += ht_put(aux, ((p4 >> 18) << 4) | TAG_MAP1G, data)
         elif gs == 21:
-            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_MAP2M, data)
-            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
+            fill[1] += ht_put(aux, ((p4 >> 9) << 4) | TAG_MAP2M, data)
+            fill[1] += ht_put(aux, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
         else:
-            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 9) << 4) | TAG_OCC2M, 1)
-            fill[1] += ht_put(aux_k, aux_v, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
+            fill[1] += ht_put(aux, ((p4 >> 9) << 4) | TAG_OCC2M, 1)
+            fill[1] += ht_put(aux, ((p4 >> 18) << 4) | TAG_OCC1G, 1)
         C[C_GUEST_FAULTS] += 1
         C[C_GUEST_PAGES_4K + (gs - 12) // 9] += 1
         if gs < pshift:
@@ -499,7 +541,7 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
     leaf = levels - (gs - 12) // 9
     for level in range(2, leaf + 1):
         key = ((p4 >> (9 * (levels - level + 1))) << 4) | (TAG_TABLE + level)
-        slot_info[slot * SLOT_STRIDE + level] = ht_get(aux_k, aux_v, key)
+        slot_info[slot * SLOT_STRIDE + level] = ht_get(aux, key)
     es = gs
     if virt:
         if h_shift[gframe] == 0 and not host_fault(gframe, P, C, h_shift, h_occ2m, h_occ1g, htbl, hbits,
@@ -516,7 +558,7 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux_k: np.ndarray
 
 
 # ================================ the chunk loop ===================================================
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, hit_counter: int, extra: int) -> None:
     """Row ``row``: cumulative values after ``at`` translations (``extra`` pending hits on ``hit_counter``)."""
     series[row, S_TRANSLATIONS] = at
@@ -531,9 +573,9 @@ def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, hit_counter:
     series[row, S_HOST_ZEROED] = C[C_HOST_ZEROED_BYTES]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray, C: np.ndarray,
-              tags: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray, aux_k: np.ndarray, aux_v: np.ndarray,
+              tags: np.ndarray, slots: np.ndarray, aux: np.ndarray,
               fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray, g_root: int,
               gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
               h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
@@ -547,8 +589,12 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
     window = P[P_WINDOW]
     virt = P[P_VIRT] != 0
     g_levels = P[P_G_LEVELS]
-    slot_limit = min(slots_k.shape[0] >> 1, slot_es.shape[0])
-    aux_limit = (aux_k.shape[0] >> 1) - 16
+    # Fast path when every TLB entry is 4 KiB and an L1 array holds them: an L1 hit on tag (4K, page)
+    # proves the page was translated before (mapped, backed, counted as touched), so the hit needs
+    # no page lookup at all; an L1 miss goes the full way, without repeating the L1 lookup.
+    l1_4k = P[P_L1_IDX] if P[P_ONLY_4K] != 0 else np.int64(-1)
+    slot_limit = min(slots.shape[0] >> 1, slot_es.shape[0])
+    aux_limit = (aux.shape[0] >> 1) - 16
     acc = C[C_ACCESSES]
     next_boundary = (acc // window + 1) * window
     n_runs = runs_p4.shape[0]
@@ -559,20 +605,34 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
         if next_boundary <= acc + count and fill[2] + 2 + count // window >= series.shape[0]:
             C[C_ACCESSES] = acc
             return STATUS_GROW, i
-        slot = ht_get(slots_k, slots_v, p4)
+        l1_missed = False
+        if l1_4k >= 0:
+            if lru_lookup(tags, P, l1_4k, p4, p4 << 2):
+                C[C_L1_HITS] += 1
+                acc += 1
+                repeats = count - 1
+                while next_boundary <= acc + repeats:
+                    _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, next_boundary - acc)
+                    fill[2] += 1
+                    next_boundary += window
+                C[C_L1_HITS] += repeats
+                acc += repeats
+                continue
+            l1_missed = True
+        slot = ht_get(slots, p4)
         if slot < 0:
             # room for one more page in the slot table and its aux entries
             if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
                 C[C_ACCESSES] = acc
                 return STATUS_GROW, i
             slot = fill[0]
-            status = new_page(p4, slot, P, C, aux_k, aux_v, fill, slot_es, slot_info, gbits, gboff, gnr, ghint,
+            status = new_page(p4, slot, P, C, aux, fill, slot_es, slot_info, gbits, gboff, gnr, ghint,
                               h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint)
             if status != STATUS_DONE:
                 C[C_ACCESSES] = acc
                 return status, i
             fill[0] += 1
-            ht_put(slots_k, slots_v, p4, slot)
+            ht_put(slots, p4, slot)
         es = np.int64(slot_es[slot])
         code = (es - 12) // 9
         vpn = p4 >> (es - 12)
@@ -586,7 +646,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
         full = np.int64(1) if collapse else count
         for _ in range(full):
             # ---- one translation (MODEL.md section 3) ----
-            if l1 >= 0 and lru_lookup(tags, P, l1, vpn, tag):
+            if l1 >= 0 and not l1_missed and lru_lookup(tags, P, l1, vpn, tag):
                 C[C_L1_HITS] += 1
             elif l2 >= 0 and lru_lookup(tags, P, l2, vpn, tag):
                 C[C_L2_HITS] += 1
@@ -644,12 +704,12 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
     return STATUS_DONE, n_runs
 
 
-@njit(cache=True)
-def lookup_shifts(p4: np.ndarray, slots_k: np.ndarray, slots_v: np.ndarray, slot_es: np.ndarray) -> np.ndarray:
+@njit(cache=True, error_model="numpy")
+def lookup_shifts(p4: np.ndarray, slots: np.ndarray, slot_es: np.ndarray) -> np.ndarray:
     """Effective TLB page shift of each 4 KiB virtual page already translated (0 if never translated)."""
     out = np.zeros(p4.shape[0], dtype=np.uint8)
     for i in range(p4.shape[0]):
-        slot = ht_get(slots_k, slots_v, p4[i])
+        slot = ht_get(slots, p4[i])
         if slot >= 0:
             out[i] = slot_es[slot]
     return out

@@ -26,8 +26,10 @@ CASES = [
 
 def _records(trace: str) -> list[tuple[str, int, int]]:
     path = DATA / trace
-    text = lzma.open(path, "rt").read() if trace.endswith(".xz") else path.read_text()
-    return parse_lackey_simple(text)
+    if trace.endswith(".xz"):
+        with lzma.open(path, "rt") as f:
+            return parse_lackey_simple(f.read())
+    return parse_lackey_simple(path.read_text())
 
 
 def _expected(trace: str, name: str) -> dict[str, float]:
