@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -35,3 +36,19 @@ def user_errors() -> Iterator[None]:
 def stdout_is_terminal() -> bool:
     """Whether progress bars should be shown (only on an interactive terminal)."""
     return sys.stdout.isatty()
+
+
+def check_traces_exist(traces: list[Path]) -> None:
+    """A clear error for a trace path that is not a file (before any work starts)."""
+    for t in traces:
+        if not t.is_file():
+            raise UserError(f"{t}: no such trace file")
+
+
+def emit_json(text: str, json_out: str, n_results: int) -> None:
+    """Write a results document to ``json_out`` ('-' = stdout), saying where it went on stderr."""
+    if json_out == "-":
+        typer.echo(text, nl=False)
+    else:
+        Path(json_out).write_text(text)
+        typer.echo(f"wrote {n_results} result(s) to {json_out}", err=True)

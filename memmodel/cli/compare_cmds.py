@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from memmodel.cli import app
-from memmodel.cli.common import UserError, stdout_is_terminal, user_errors
+from memmodel.cli.common import UserError, check_traces_exist, emit_json, stdout_is_terminal, user_errors
 
 _DEFAULT_CONFIGS = ("native-thp", "baseline-4k", "baseline-thp", "memctl-4k", "memctl-2m")
 
@@ -39,19 +39,12 @@ def compare(
         from memmodel.cli.engine_cmds import _run_with_progress
 
         configs = list(config) if config else list(_DEFAULT_CONFIGS)
-        for t in traces:
-            if not t.is_file():
-                raise UserError(f"{t}: no such trace file")
+        check_traces_exist(traces)
         _check_baseline(baseline, configs)
         runs = _run_with_progress(traces, configs, cpu, window)
         _check_baseline(baseline, [r.config.name for r in runs])
         if json_out is not None:
-            text = runs_to_compare_json(runs)
-            if json_out == "-":
-                typer.echo(text, nl=False)
-            else:
-                Path(json_out).write_text(text)
-                typer.echo(f"wrote {len(runs)} result(s) to {json_out}", err=True)
+            emit_json(runs_to_compare_json(runs), json_out, len(runs))
         if json_out != "-":
             print_compare_table(runs, baseline)
         if report is not None:

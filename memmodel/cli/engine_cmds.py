@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from memmodel.cli import app
-from memmodel.cli.common import UserError, stdout_is_terminal, user_errors
+from memmodel.cli.common import check_traces_exist, emit_json, stdout_is_terminal, user_errors
 
 configs_app = typer.Typer(help="List the shipped presets, or show one resolved as TOML.", no_args_is_help=False)
 app.add_typer(configs_app, name="configs")
@@ -57,17 +57,10 @@ def simulate(
     with user_errors():
         from memmodel.analysis.api import runs_to_json
 
-        for t in traces:
-            if not t.is_file():
-                raise UserError(f"{t}: no such trace file")
+        check_traces_exist(traces)
         runs = _run_with_progress(traces, config, cpu, window)
         if json_out is not None:
-            text = runs_to_json(runs)
-            if json_out == "-":
-                typer.echo(text, nl=False)
-            else:
-                Path(json_out).write_text(text)
-                typer.echo(f"wrote {len(runs)} result(s) to {json_out}", err=True)
+            emit_json(runs_to_json(runs), json_out, len(runs))
         if json_out != "-":
             _print_table(runs)
 

@@ -362,6 +362,34 @@ def buddy_init(frames: int, removed: np.ndarray, bits: np.ndarray, boff: np.ndar
             hint[o] = 0
 
 
+# ================================ paging-structure caches ==========================================
+@njit(cache=True, inline="always")
+def psc_deepest_hit(tags: np.ndarray, P: np.ndarray, idx_base: int, leaf: int, levels: int, page: int) -> int:
+    """Deepest PSC level ``k`` in ``leaf-1 .. 1`` that hits for 4 KiB page number ``page`` (0 = none).
+
+    The level-``j`` PSC of a side is ``P[idx_base + j]`` (-1 = absent), keyed by
+    ``address >> (12 + 9 (levels - j))``; the hit is made most recent and shallower levels are not
+    looked up (MODEL.md section 4).
+    """
+    for j in range(leaf - 1, 0, -1):
+        arr = P[idx_base + j]
+        if arr >= 0:
+            key = page >> (9 * (levels - j))
+            if lru_lookup(tags, P, arr, key, key):
+                return j
+    return 0
+
+
+@njit(cache=True, inline="always")
+def psc_fill(tags: np.ndarray, P: np.ndarray, idx_base: int, k: int, leaf: int, levels: int, page: int) -> None:
+    """Fill the PSCs of levels ``k+1 .. leaf-1`` (those that exist) for 4 KiB page number ``page``."""
+    for j in range(k + 1, leaf):
+        arr = P[idx_base + j]
+        if arr >= 0:
+            key = page >> (9 * (levels - j))
+            lru_fill(tags, P, arr, key, key)
+
+
 # ================================ host side ========================================================
 @njit(cache=True, error_model="numpy")
 def host_fault(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, h_occ2m: np.ndarray,
@@ -444,21 +472,10 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
         C[C_NTLB_HITS] += 1
         return 0
     C[C_NTLB_MISSES] += 1
-    kh = 0
-    for j in range(H - 1, 0, -1):
-        arr = P[P_HPSC_IDX + j]
-        if arr >= 0:
-            key = frame >> (9 * (levels - j))
-            if lru_lookup(tags, P, arr, key, key):
-                kh = j
-                break
+    kh = psc_deepest_hit(tags, P, P_HPSC_IDX, H, levels, frame)
     loads = H - kh
     C[C_HOST_PTE_LOADS] += loads
-    for j in range(kh + 1, H):
-        arr = P[P_HPSC_IDX + j]
-        if arr >= 0:
-            key = frame >> (9 * (levels - j))
-            lru_fill(tags, P, arr, key, key)
+    psc_fill(tags, P, P_HPSC_IDX, kh, H, levels, frame)
     if ntlb >= 0:
         lru_fill(tags, P, ntlb, pfn, tag)
     return loads
@@ -657,14 +674,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                 C[C_WALKS] += 1
                 si = slot * SLOT_STRIDE
                 G = g_levels - (slot_info[si + SI_GSHIFT] - 12) // 9
-                k = 0
-                for j in range(G - 1, 0, -1):
-                    arr = P[P_GPSC_IDX + j]
-                    if arr >= 0:
-                        key = p4 >> (9 * (g_levels - j))
-                        if lru_lookup(tags, P, arr, key, key):
-                            k = j
-                            break
+                k = psc_deepest_hit(tags, P, P_GPSC_IDX, G, g_levels, p4)
                 if k > 0:
                     C[C_PSC_GUEST_HITS] += 1
                 C[C_GUEST_PTE_LOADS] += G - k
@@ -676,11 +686,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                             table = g_root if j == 1 else slot_info[si + j]
                             loads += host_translate(table, P, C, h_shift, tags)
                     loads += host_translate(slot_info[si + SI_GFRAME], P, C, h_shift, tags)
-                for j in range(k + 1, G):
-                    arr = P[P_GPSC_IDX + j]
-                    if arr >= 0:
-                        key = p4 >> (9 * (g_levels - j))
-                        lru_fill(tags, P, arr, key, key)
+                psc_fill(tags, P, P_GPSC_IDX, k, G, g_levels, p4)
                 C[C_HIST + loads] += 1
                 if l2 >= 0:
                     lru_fill(tags, P, l2, vpn, tag)
