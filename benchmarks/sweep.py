@@ -2,61 +2,38 @@
 
     python benchmarks/sweep.py [TRACE] [--points N]
 
-TRACE defaults to the shipped ``traces/pchase.lackey.xz``. Workers read the trace from its path: with
-the trace layer's reader (``memmodel.trace.iter_batches``) the lackey file itself; before that reader
-exists, the records are converted once to an ``.npz`` next to a temp dir (a minimal lackey parse that
-is only used here). Kernels are compiled (and cached) before timing; each timing is of a fresh sweep
+TRACE defaults to the shipped ``traces/pchase.lackey.xz``. Workers read the trace from its path, as a
+Parquet store file ingested once into a temp dir (the form a cluster's shared filesystem holds).
+Kernels are compiled (and cached) before timing; each timing is of a fresh sweep
 (no reused parts). Goal: 2 workers >= 0.8 x 2 x (1 worker).
 """
 
 from __future__ import annotations
 
 import argparse
-import lzma
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _lackey_to_npz(src: Path, dst: Path) -> Path:
-    """Minimal lackey -> npz conversion (I/L/S/M lines; everything else skipped) for this benchmark only."""
-    kinds = {"I": 0, "L": 1, "S": 2, "M": 3}
-    k: list[int] = []
-    a: list[int] = []
-    s: list[int] = []
-    opener = lzma.open if src.suffix == ".xz" else open
-    with opener(src, "rt") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) != 2 or parts[0] not in kinds:
-                continue
-            addr, _, size = parts[1].partition(",")
-            k.append(kinds[parts[0]])
-            a.append(int(addr, 16))
-            s.append(int(size))
-    np.savez(dst, kind=np.array(k, np.uint8), gva=np.array(a, np.uint64), size=np.array(s, np.uint16))
-    return dst
-
-
 def trace_path(src: Path, tmp: Path) -> str:
-    """A path workers can read: the trace itself if the trace layer reads it, else an npz conversion."""
-    try:
-        from memmodel.trace import iter_batches  # noqa: F401
+    """The path workers read: a store Parquet file (ingested once here) unless ``src`` already is one."""
+    from memmodel.trace import ingest
 
+    if src.suffix == ".parquet":
         return str(src)
-    except ImportError:
-        return str(_lackey_to_npz(src, tmp / (src.name.split(".")[0] + ".npz")))
+    out = tmp / (src.name.split(".")[0] + ".parquet")
+    ingest([src], out)
+    return str(out)
 
 
 def main() -> None:
     from memmodel.analysis.mrc import stack_histogram, translation_stream
-    from memmodel.analysis.sweep import build_points, make_executor, run_point, sweep, trace_input
+    from memmodel.analysis.sweep import build_points, make_executor, run_point, sweep
     from memmodel.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,7 +69,7 @@ def main() -> None:
 
         cfg = load_config("memctl-2m")
         t0 = time.perf_counter()
-        stream = translation_stream(trace_input(path), cfg)
+        stream = translation_stream(path, cfg)
         t_stream = time.perf_counter() - t0
         for sets in (1, 1, 16):  # the first call loads the numba cache
             t0 = time.perf_counter()

@@ -330,11 +330,8 @@ def miss_ratio_curves(
     from memmodel.analysis.api import resolve_configs
 
     (cfg,) = resolve_configs(config, cpu)
-    from memmodel.analysis.sweep import trace_input
-
     name = str(trace) if isinstance(trace, str | PurePath) else "<frame>"
-    stream = translation_stream(trace_input(str(trace)) if isinstance(trace, str | PurePath) else trace, cfg,
-                                batch_rows)
+    stream = translation_stream(str(trace) if isinstance(trace, str | PurePath) else trace, cfg, batch_rows)
     rows: list[dict[str, Any]] = []
     for shape in array_shapes(cfg, stream, level, sets):
         hist = stack_histogram(stream, shape.page_shifts, shape.sets)

@@ -163,20 +163,6 @@ def build_points(traces: Sequence[str | Path], configs: Sequence[str | Path],
 
 
 # ================================ the worker ========================================================
-def trace_input(path: str) -> Any:
-    """What :func:`memmodel.analysis.api.run` reads: the path itself, or the arrays of an ``.npz``.
-
-    An ``.npz`` (``np.savez`` with ``kind``, ``gva``, ``size``) is a synthetic trace read from its path
-    by the worker; everything else goes to the trace layer's reader.
-    """
-    if path.endswith(".npz"):
-        import numpy as np
-
-        with np.load(path) as z:
-            return {k: z[k] for k in ("kind", "gva", "size")}
-    return path
-
-
 def run_point(point: Point, window: int = 10_000) -> dict[str, Any]:
     """Replay one point; the result row as a dict of plain scalars (picklable, small).
 
@@ -186,7 +172,7 @@ def run_point(point: Point, window: int = 10_000) -> dict[str, Any]:
     from memmodel.analysis.api import run, runs_to_frame
 
     cfg = point.resolve()
-    runs = run(trace_input(point.trace), [cfg], window=window)
+    runs = run(point.trace, [cfg], window=window)
     result = runs_to_frame(runs).row(0, named=True)
     row: dict[str, Any] = {"trace": point.trace, "config": point.config}
     row.update(point.overrides)

@@ -6,6 +6,7 @@ Public API (imported lazily so that ``import memmodel.trace`` stays light)::
     trace_identity(path) -> dict
     read_metadata(path) -> dict
     ingest(inputs, out, format=None, skip_bad=False, progress=False) -> IngestSummary
+    write_store(out, records, source="<arrays>") -> dict   # in-memory records (frame / arrays) -> store
     trace_info(path) -> dict
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["IngestSummary", "ingest", "iter_batches", "read_metadata", "trace_identity", "trace_info"]
+__all__ = ["IngestSummary", "ingest", "iter_batches", "read_metadata", "trace_identity", "trace_info",
+           "write_store"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from memmodel.trace.info import trace_info
-    from memmodel.trace.store import IngestSummary, ingest, iter_batches, read_metadata, trace_identity
+    from memmodel.trace.store import IngestSummary, ingest, iter_batches, read_metadata, trace_identity, write_store
 
 
 def __getattr__(name: str) -> Any:

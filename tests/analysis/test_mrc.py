@@ -155,9 +155,10 @@ def test_mrc_cli_writes_parquet_json_and_figure(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from memmodel.cli import app
+    from memmodel.trace import write_store
 
-    trace = tmp_path / "t.npz"
-    np.savez(trace, **TRACE)
+    trace = tmp_path / "t.parquet"
+    write_store(trace, TRACE)
     runner = CliRunner()
     res = runner.invoke(app, ["mrc", str(trace), "-c", "baseline-4k", "--sets", "1", "--sets", "4",
                               "--sizes", "4,16,64", "-o", str(tmp_path / "m.parquet"),

@@ -1,6 +1,6 @@
 """Parameter sweeps (memmodel.analysis.sweep): each test is named after the rule it checks.
 
-Traces are written to tmp_path and workers read them by path (``.npz`` arrays: kind, gva, size).
+Traces are written to tmp_path and workers read them by path (``.parquet`` arrays: kind, gva, size).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from memmodel.analysis.sweep import (
 )
 from memmodel.cli import app
 from memmodel.engine.result import COUNTER_NAMES
+from memmodel.trace import write_store
 
 
 @pytest.fixture(autouse=True)
@@ -37,14 +38,14 @@ def _write_trace(path: Path, seed: int = 1, n: int = 20_000, span_pages: int = 1
     rng = np.random.default_rng(seed)
     pages = np.where(rng.random(n) < 0.7, rng.integers(0, 150, n), rng.integers(0, span_pages, n))
     gva = (pages.astype(np.uint64) << np.uint64(12)) + rng.integers(0, 4096, n).astype(np.uint64)
-    np.savez(path, kind=rng.integers(0, 4, n).astype(np.uint8), gva=gva, size=np.full(n, 8, np.uint16))
+    write_store(path, {"kind": rng.integers(0, 4, n).astype(np.uint8), "gva": gva, "size": np.full(n, 8, np.uint16)})
     return path
 
 
 def _write_wide_trace(path: Path) -> Path:
     """One store every 2 MiB over 1.5 GiB: with 2M guest pages it needs more than 1G of guest memory."""
     gva = np.arange(768, dtype=np.uint64) << np.uint64(21)
-    np.savez(path, kind=np.full(768, 2, np.uint8), gva=gva, size=np.full(768, 8, np.uint16))
+    write_store(path, {"kind": np.full(768, 2, np.uint8), "gva": gva, "size": np.full(768, 8, np.uint16)})
     return path
 
 
@@ -75,15 +76,15 @@ def test_points_are_the_cross_product_in_deterministic_order() -> None:
 
 
 def test_part_key_is_a_stable_hash_of_the_parameters() -> None:
-    a = Point("t.npz", "baseline-4k", (("host.fragmentation", 0.3),))
-    assert a.key() == Point("t.npz", "baseline-4k", (("host.fragmentation", 0.3),)).key()
-    assert a.key() == "02011a79417a46d71a60"  # fixed across processes and runs (parts are found again)
-    assert a.key() != Point("t.npz", "baseline-4k", (("host.fragmentation", 0.6),)).key()
+    a = Point("t.parquet", "baseline-4k", (("host.fragmentation", 0.3),))
+    assert a.key() == Point("t.parquet", "baseline-4k", (("host.fragmentation", 0.3),)).key()
+    assert a.key() == "8e153c8c3aa0484b3727"  # fixed across processes and runs (parts are found again)
+    assert a.key() != Point("t.parquet", "baseline-4k", (("host.fragmentation", 0.6),)).key()
 
 
 def test_local_pool_and_dask_cluster_give_byte_identical_tables_equal_to_simulate(tmp_path: Path) -> None:
-    t1 = _write_trace(tmp_path / "t1.npz", seed=1)
-    t2 = _write_trace(tmp_path / "t2.npz", seed=2)
+    t1 = _write_trace(tmp_path / "t1.parquet", seed=1)
+    t2 = _write_trace(tmp_path / "t2.parquet", seed=2)
     grid = parse_grid(["host.fragmentation=0,0.999", "cpu=skylake,zen4"])
     points = build_points([str(t1), str(t2)], ["baseline-4k", "memctl-2m"], grid)
     # serial first: the driver compiles the numba kernels into the on-disk cache the workers then load
@@ -101,14 +102,13 @@ def test_local_pool_and_dask_cluster_give_byte_identical_tables_equal_to_simulat
     assert frame.height == len(points)
     for row, p in zip(frame.iter_rows(named=True), points, strict=True):
         assert (row["trace"], row["config"]) == (p.trace, p.config)
-        with np.load(p.trace) as z:
-            ref = simulate({k: z[k] for k in ("kind", "gva", "size")}, [p.resolve()]).row(0, named=True)
+        ref = simulate(p.trace, [p.resolve()]).row(0, named=True)
         assert {k: row[k] for k in COUNTER_NAMES} == {k: ref[k] for k in COUNTER_NAMES}, p.describe()
     assert serial.frame.equals(frame)
 
 
 def test_failed_points_are_reported_others_kept_and_a_rerun_skips_done_points(tmp_path: Path) -> None:
-    trace = _write_wide_trace(tmp_path / "wide.npz")
+    trace = _write_wide_trace(tmp_path / "wide.parquet")
     # guest.memory=1G runs out of memory; guest.levels=3 is an invalid override
     points = build_points([str(trace)], ["baseline-thp"],
                           {"guest.memory": ["1G", "16G"], "guest.levels": [4, 3]})
@@ -130,7 +130,7 @@ def test_failed_points_are_reported_others_kept_and_a_rerun_skips_done_points(tm
 
 
 def test_sweep_cli_reports_failures_with_parameters_and_exit_code(tmp_path: Path) -> None:
-    trace = _write_trace(tmp_path / "t.npz", n=5000)
+    trace = _write_trace(tmp_path / "t.parquet", n=5000)
     out = tmp_path / "r.parquet"
     runner = CliRunner()
     args = ["sweep", str(trace), "-c", "baseline-4k", "--grid", "guest.levels=4,3", "-o", str(out), "--workers", "1"]
@@ -144,7 +144,8 @@ def test_sweep_cli_reports_failures_with_parameters_and_exit_code(tmp_path: Path
 
 
 def test_slurm_script_is_generated_without_submitting(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["sweep", "t.npz", "-c", "baseline-4k", "--slurm-script", "--slurm-queue", "short",
+    res = CliRunner().invoke(app, ["sweep", "t.parquet", "-c", "baseline-4k", "--slurm-script",
+                                   "--slurm-queue", "short",
                                    "--slurm-account", "proj1", "--slurm-cores", "8", "--slurm-memory", "32GB",
                                    "--slurm-walltime", "02:00:00", "--slurm-prologue", "source venv/bin/activate"])
     assert res.exit_code == 0, res.output
@@ -156,7 +157,7 @@ def test_slurm_script_is_generated_without_submitting(tmp_path: Path) -> None:
 
 
 def test_unknown_engine_is_a_user_error(tmp_path: Path) -> None:
-    trace = _write_trace(tmp_path / "t.npz", n=100)
+    trace = _write_trace(tmp_path / "t.parquet", n=100)
     res = CliRunner().invoke(app, ["sweep", str(trace), "-c", "baseline-4k", "--engine", "ray"])
     assert res.exit_code == 2 and "local, dask, slurm" in res.output
 
