@@ -82,14 +82,14 @@ def report_cmd(
 
 @app.command()
 def calibrate(
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the [cost] table to this TOML file."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the \\[cost] table to this TOML file."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Runs per measurement (the median is kept)."),
     size_mib: int = typer.Option(1024, "--size-mib", min=2, help="Size of the large zeroing buffer, MiB."),
     touch_mib: int = typer.Option(
         256, "--touch-mib", min=2, help="Fresh memory first-touched per fault test, MiB (even)."
     ),
 ) -> None:
-    """Measure this machine's zeroing bandwidth and page-fault cost and write a [cost] table."""
+    """Measure this machine's zeroing bandwidth and page-fault cost and write a \\[cost] table."""
     with user_errors():
         from memmodel.analysis.calibrate import calibrate as _calibrate
 

@@ -73,3 +73,10 @@ def test_help_is_instant_because_heavy_modules_are_not_imported() -> None:
            "if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_version_flag_prints_the_version() -> None:
+    from memmodel import __version__
+
+    out = runner.invoke(app, ["--version"])
+    assert out.exit_code == 0 and out.output.strip() == f"memmodel {__version__}"
