@@ -139,24 +139,18 @@ def records_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray, pages: 
             instructions += 1
             continue
         a = gva[i]
-        page = np.int64(a >> np.uint64(12))
-        if page == prev:
-            counts[n_runs - 1] += 1
-        else:
-            pages[n_runs] = page
-            counts[n_runs] = 1
-            n_runs += 1
-            prev = page
         n = np.uint64(size[i])
-        if (a & np.uint64(4095)) + n > np.uint64(4096):
-            last = np.int64((a + n - np.uint64(1)) >> np.uint64(12))
-            if last == prev:
+        # a straddling access translates its last byte right after its first
+        straddles = (a & np.uint64(4095)) + n > np.uint64(4096)
+        for t in range(2 if straddles else 1):
+            page = np.int64((a if t == 0 else a + n - np.uint64(1)) >> np.uint64(12))
+            if page == prev:
                 counts[n_runs - 1] += 1
             else:
-                pages[n_runs] = last
+                pages[n_runs] = page
                 counts[n_runs] = 1
                 n_runs += 1
-                prev = last
+                prev = page
     return n_runs, instructions
 
 
