@@ -32,6 +32,9 @@ def compare(
     ),
     baseline: str = typer.Option("baseline-thp", "--baseline", help="Config the ratios are taken against."),
     window: int = typer.Option(10_000, "--window", min=1, help="Translations per time-series window."),
+    mrc: bool = typer.Option(
+        False, "--mrc", help="Add TLB miss-ratio curves (one LRU array at every capacity) to the report."
+    ),
 ) -> None:
     """Replay traces through baseline and memctl configs side by side: TLB, walks, faults, zeroing, estimated costs."""
     with user_errors():
@@ -47,11 +50,30 @@ def compare(
             emit_json(runs_to_compare_json(runs), json_out, len(runs))
         if json_out != "-":
             print_compare_table(runs, baseline)
+        if mrc and report is None:
+            raise UserError("--mrc adds curves to the HTML report: give --report too")
         if report is not None:
             from memmodel.report.html import write_report
 
-            write_report(runs, report, baseline=baseline)
+            extra = _mrc_sections(traces, [r.config for r in runs[: len(runs) // len(traces)]]) if mrc else []
+            write_report(runs, report, baseline=baseline, extra_figures=extra)
             typer.echo(f"wrote report to {report}", err=True)
+
+
+def _mrc_sections(traces: list[Path], configs: list[Any]) -> list[tuple[str, str, Any]]:
+    """One miss-ratio-curve figure per trace: a fully associative LRU TLB holding every page size each
+    config produces (splintering shows as curves shifted to larger capacities)."""
+    import polars as pl
+
+    from memmodel.analysis.mrc import miss_ratio_curves
+    from memmodel.report.mrc_figure import mrc_figure
+
+    out = []
+    for i, trace in enumerate(traces):
+        frame = pl.concat([miss_ratio_curves(trace, cfg) for cfg in configs])
+        fig = mrc_figure(frame, title=f"TLB miss ratio vs capacity, fully associative LRU ({trace.name})")
+        out.append((f"mrc-{i}", f"TLB miss-ratio curves: {trace.name}", fig))
+    return out
 
 
 def _check_baseline(baseline: str, names: list[str]) -> None:

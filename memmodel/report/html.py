@@ -247,13 +247,16 @@ def _provenance(runs: Sequence[Run]) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table><h3>Resolved configs</h3>{''.join(cfgs)}")
 
 
-def build_report(runs: Sequence[Run], baseline: str = DEFAULT_BASELINE, title: str | None = None) -> str:
+def build_report(runs: Sequence[Run], baseline: str = DEFAULT_BASELINE, title: str | None = None,
+                 extra_figures: Sequence[tuple[str, str, Any]] = ()) -> str:
     """The report as one HTML string (plotly.js embedded once; several MB).
 
     Args:
         runs: replays, from :func:`memmodel.analysis.api.run` or :func:`memmodel.analysis.compare.runs_from_json`.
         baseline: config name the summary and ratios compare against.
         title: page title (default: the traces' names).
+        extra_figures: ``(section id, heading, plotly figure)`` sections added after the standard
+            figures (e.g. the TLB miss-ratio curves of ``memmodel compare --mrc``).
 
     Raises:
         ValueError: no runs, or ``baseline`` not among them.
@@ -288,6 +291,11 @@ def build_report(runs: Sequence[Run], baseline: str = DEFAULT_BASELINE, title: s
         extra = _frag_table(runs) if sid == "host-fragmentation" else ""
         parts.append(_section(sid, f'<div class="report-figure" data-title="{html.escape(_title(fig))}">{div}</div>'
                               + extra))
+    for sid, heading, fig in extra_figures:
+        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{sid}",
+                          config={"displaylogo": False, "responsive": True})
+        parts.append(_section(sid, f'<div class="report-figure" data-title="{html.escape(_title(fig))}">{div}</div>',
+                              heading))
     parts.append(_section("costs", _cost_table(runs)))
     parts.append(_section("provenance", _provenance(runs)))
     parts.append(f"</main><script>{_STATUS_JS}</script></body></html>")
@@ -298,14 +306,14 @@ def _title(fig: Any) -> str:
     return str(fig.layout.title.text or "")
 
 
-def _section(sid: str, body: str) -> str:
-    return f'<section id="{sid}"><h2>{html.escape(SECTIONS[sid])}</h2>{body}</section>'
+def _section(sid: str, body: str, heading: str | None = None) -> str:
+    return f'<section id="{sid}"><h2>{html.escape(heading or SECTIONS[sid])}</h2>{body}</section>'
 
 
 def write_report(runs: Sequence[Run], path: str | Path, baseline: str = DEFAULT_BASELINE,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, extra_figures: Sequence[tuple[str, str, Any]] = ()) -> Path:
     """Write :func:`build_report` to ``path`` (parent directories created); returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(build_report(runs, baseline, title), encoding="utf-8")
+    p.write_text(build_report(runs, baseline, title, extra_figures), encoding="utf-8")
     return p
