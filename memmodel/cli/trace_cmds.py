@@ -92,7 +92,15 @@ def info_cmd(
             raise UserError(f"{trace}: no such file")
         from memmodel.trace.info import trace_info
 
-        d = trace_info(trace)
+        if stdout_is_terminal() and not as_json:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            with Progress(SpinnerColumn(), TextColumn("[bold]info"), TextColumn("{task.completed:,} records"),
+                          TimeElapsedColumn(), transient=True) as bar:
+                task = bar.add_task("info", total=None)
+                d = trace_info(trace, progress=lambda n: bar.update(task, completed=n))
+        else:
+            d = trace_info(trace)
         if as_json:
             typer.echo(json.dumps(d, indent=2))
             return

@@ -12,6 +12,7 @@ lackey sizes are at most 512 bytes, so no access spans more than two 4 KiB pages
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,8 +51,9 @@ class _PageSet:
         return int(self.merged.size)
 
 
-def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20) -> dict[str, Any]:
-    """Summarize a trace (store Parquet or raw text).
+def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20,
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Summarize a trace (store Parquet or raw text); ``progress(records_read)`` is called per batch.
 
     Returns:
         ``{"path", "records", "by_kind": {I,L,S,M}, "pages": {"data": {4K,2M,1G},
@@ -69,6 +71,8 @@ def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20) -> dict[
     for b in iter_batches(path, ("kind", "gva", "size"), batch_rows=batch_rows):
         kind, gva, size = b["kind"], b["gva"], b["size"]
         by_kind += np.bincount(kind, minlength=4)[:4]
+        if progress is not None:
+            progress(int(by_kind.sum()))
         last = gva + (size.astype(np.uint64) - np.uint64(1))
         is_data = kind != 0
         for sel, sets in ((is_data, data_sets), (~is_data, inst_sets)):
