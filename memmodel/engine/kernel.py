@@ -15,9 +15,10 @@ kernels can be compiled once and cached (``cache=True``):
   order ``o`` has no free block (so the lowest free block is found by scanning forward from it).
 * **Guest mappings** (virtual side, unbounded address space) in open-addressing hash tables with
   int64 keys (``-1`` = empty, linear probing): ``slots`` maps a 4 KiB virtual page number to a slot
-  holding everything that page's translations need: its effective TLB shift (``slot_es``, uint8, read
-  on every translation) and, in ``slot_info``, its guest-physical frame, guest page shift and the
-  guest-physical frames of its guest page tables; ``aux`` holds the
+  holding everything that page's translations need: ``slot_shifts`` (uint16, read on every translation:
+  effective TLB shift ``es`` in the low byte, guest page shift in the high byte) and, in ``slot_info``
+  (read by nested walks only), its guest-physical frame and the guest-physical frames of its guest
+  page tables; ``aux`` holds the
   guest's 1G/2M mappings, region occupancy and table frames under tagged keys.
 * **Host backing** (bounded by guest memory) in per-4-KiB-guest-frame arrays.
 
@@ -114,9 +115,8 @@ STATUS_GROW = 1  # a hash table, the slot arrays or the series buffer needs more
 STATUS_OOM_GUEST = 2
 STATUS_OOM_HOST = 3
 
-SLOT_STRIDE = 8  # per slot in slot_info: [0] guest frame, [1] guest shift, [level] guest table frame (2..5)
+SLOT_STRIDE = 8  # per slot in slot_info: [0] guest frame, [level] guest table frame (levels 2..5)
 SI_GFRAME = 0
-SI_GSHIFT = 1
 MAX_ORDER = 18
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
@@ -486,7 +486,7 @@ def host_translate(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray
 # ================================ first touch of a 4 KiB page ======================================
 @njit(cache=True, error_model="numpy")
 def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux: np.ndarray,
-             fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray,
+             fill: np.ndarray, slot_shifts: np.ndarray, slot_info: np.ndarray,
              gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
              h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
              hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray) -> int:
@@ -568,9 +568,8 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux: np.ndarray,
         hs = np.int64(h_shift[gframe])
         if hs < es:
             es = hs  # type: ignore[assignment]
-    slot_info[slot * SLOT_STRIDE + SI_GSHIFT] = gs
     slot_info[slot * SLOT_STRIDE + SI_GFRAME] = gframe
-    slot_es[slot] = es
+    slot_shifts[slot] = es | (gs << 8)
     C[C_TOUCHED_PAGES] += 1
     return STATUS_DONE
 
@@ -594,7 +593,7 @@ def _snapshot(series: np.ndarray, row: int, at: int, C: np.ndarray, hit_counter:
 @njit(cache=True, error_model="numpy")
 def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray, C: np.ndarray,
               tags: np.ndarray, slots: np.ndarray, aux: np.ndarray,
-              fill: np.ndarray, slot_es: np.ndarray, slot_info: np.ndarray, g_root: int,
+              fill: np.ndarray, slot_shifts: np.ndarray, slot_info: np.ndarray, g_root: int,
               gbits: np.ndarray, gboff: np.ndarray, gnr: np.ndarray, ghint: np.ndarray,
               h_shift: np.ndarray, h_occ2m: np.ndarray, h_occ1g: np.ndarray, htbl: np.ndarray,
               hbits: np.ndarray, hboff: np.ndarray, hnr: np.ndarray, hhint: np.ndarray,
@@ -611,7 +610,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
     # proves the page was translated before (mapped, backed, counted as touched), so the hit needs
     # no page lookup at all; an L1 miss goes the full way, without repeating the L1 lookup.
     l1_4k = P[P_L1_IDX] if P[P_ONLY_4K] != 0 else np.int64(-1)
-    slot_limit = min(slots.shape[0] >> 1, slot_es.shape[0])
+    slot_limit = min(slots.shape[0] >> 1, slot_shifts.shape[0])
     aux_limit = (aux.shape[0] >> 1) - 16
     acc = C[C_ACCESSES]
     next_boundary = (acc // window + 1) * window
@@ -644,14 +643,15 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                 C[C_ACCESSES] = acc
                 return STATUS_GROW, i
             slot = fill[0]
-            status = new_page(p4, slot, P, C, aux, fill, slot_es, slot_info, gbits, gboff, gnr, ghint,
+            status = new_page(p4, slot, P, C, aux, fill, slot_shifts, slot_info, gbits, gboff, gnr, ghint,
                               h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint)
             if status != STATUS_DONE:
                 C[C_ACCESSES] = acc
                 return status, i
             fill[0] += 1
             ht_put(slots, p4, slot)
-        es = np.int64(slot_es[slot])
+        shifts = np.int64(slot_shifts[slot])
+        es = shifts & 255
         code = (es - 12) // 9
         vpn = p4 >> (es - 12)
         tag = (vpn << 2) | code
@@ -674,7 +674,7 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
                 # ---- the 2D walk (MODEL.md section 4) ----
                 C[C_WALKS] += 1
                 si = slot * SLOT_STRIDE
-                G = g_levels - (slot_info[si + SI_GSHIFT] - 12) // 9
+                G = g_levels - ((shifts >> 8) - 12) // 9
                 k = psc_deepest_hit(tags, P, P_GPSC_IDX, G, g_levels, p4)
                 if k > 0:
                     C[C_PSC_GUEST_HITS] += 1
@@ -712,11 +712,11 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
 
 
 @njit(cache=True, error_model="numpy")
-def lookup_shifts(p4: np.ndarray, slots: np.ndarray, slot_es: np.ndarray) -> np.ndarray:
+def lookup_shifts(p4: np.ndarray, slots: np.ndarray, slot_shifts: np.ndarray) -> np.ndarray:
     """Effective TLB page shift of each 4 KiB virtual page already translated (0 if never translated)."""
     out = np.zeros(p4.shape[0], dtype=np.uint8)
     for i in range(p4.shape[0]):
         slot = ht_get(slots, p4[i])
         if slot >= 0:
-            out[i] = slot_es[slot]
+            out[i] = slot_shifts[slot] & 255
     return out

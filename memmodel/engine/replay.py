@@ -191,23 +191,23 @@ class Replay:
 
     def _alloc_slots(self, n: int) -> None:
         used = int(self.fill[0])
-        es = np.zeros(n, dtype=np.uint8)
+        shifts = np.zeros(n, dtype=np.uint16)
         info = np.zeros(n * K.SLOT_STRIDE, dtype=np.int64)
         if used:
-            es[:used] = self.slot_es[:used]
+            shifts[:used] = self.slot_shifts[:used]
             info[: used * K.SLOT_STRIDE] = self.slot_info[: used * K.SLOT_STRIDE]
-        self.slot_es: np.ndarray = es
+        self.slot_shifts: np.ndarray = shifts
         self.slot_info: np.ndarray = info
 
     def _grow(self) -> None:
         """Make room for at least one more page and one more batch of snapshots."""
         used_slots, used_aux, used_rows = (int(x) for x in self.fill)
         if 2 * (used_slots + 2) >= self.slots.shape[0]:
-            bigger = np.full((self.slots.shape[0] * 4, 2), -1, dtype=np.int64)
+            bigger = np.full((self.slots.shape[0] * 2, 2), -1, dtype=np.int64)
             K.ht_rehash(self.slots, bigger)
             self.slots = bigger
-        if used_slots + 2 >= self.slot_es.shape[0]:
-            self._alloc_slots(self.slot_es.shape[0] * 4)
+        if used_slots + 2 >= self.slot_shifts.shape[0]:
+            self._alloc_slots(self.slot_shifts.shape[0] * 2)
         if 2 * (used_aux + 32) >= self.aux.shape[0]:
             bigger = np.full((self.aux.shape[0] * 4, 2), -1, dtype=np.int64)
             K.ht_rehash(self.aux, bigger)
@@ -228,7 +228,7 @@ class Replay:
         while pos < n:
             status, pos = K.run_chunk(
                 runs_p4, runs_n, np.int64(pos), self.P, self.C, self.tags, self.slots,
-                self.aux, self.fill, self.slot_es, self.slot_info, np.int64(self.g_root),
+                self.aux, self.fill, self.slot_shifts, self.slot_info, np.int64(self.g_root),
                 gb.bits, gb.boff, gb.nr_free, gb.hint, self.h_shift, self.h_occ2m, self.h_occ1g, self.htbl,
                 hb.bits, hb.boff, hb.nr_free, hb.hint, self.series,
             )
@@ -261,7 +261,7 @@ class Replay:
         A page's mapping never changes once made (v1 never frees), so after a replay this is the page
         size every translation of that page used; 0 for pages this replay never translated.
         """
-        return K.lookup_shifts(np.asarray(runs_p4, dtype=np.int64), self.slots, self.slot_es)
+        return K.lookup_shifts(np.asarray(runs_p4, dtype=np.int64), self.slots, self.slot_shifts)
 
     # ---- results ------------------------------------------------------------------------------------
     def result(self) -> SimResult:
