@@ -393,23 +393,30 @@ def psc_fill(tags: np.ndarray, P: np.ndarray, idx_base: int, k: int, leaf: int, 
 
 # ================================ host side ========================================================
 @njit(cache=True, error_model="numpy")
+def choose_shift(pshift: int, free_1g: bool, free_2m: bool, nr_free: np.ndarray) -> int:
+    """The page shift of a fault (MODEL.md section 2, the same rule for guest and host faults).
+
+    The largest of 30, 21, 12 that is not above the side's ``pshift``, whose aligned region around
+    the faulting address holds no mapping (``free_1g``/``free_2m``; a 4 KiB region is free since the
+    address faults), and for which the allocator has a block of order ``s - 12`` or larger.
+    Returns 0 when none fits (out of memory).
+    """
+    for cand in (30, 21, 12):
+        if cand > pshift or (cand == 30 and not free_1g) or (cand == 21 and not free_2m):
+            continue
+        if buddy_can_alloc(nr_free, cand - 12):
+            return cand
+    return 0
+
+
+@njit(cache=True, error_model="numpy")
 def host_fault(frame: int, P: np.ndarray, C: np.ndarray, h_shift: np.ndarray, h_occ2m: np.ndarray,
                h_occ1g: np.ndarray, htbl: np.ndarray, hbits: np.ndarray, hboff: np.ndarray,
                hnr: np.ndarray, hhint: np.ndarray) -> bool:
     """Back guest-physical frame ``frame`` (MODEL.md section 2, host fault). False = host out of memory."""
     levels = P[P_H_LEVELS]
     pshift = P[P_H_PSHIFT]
-    s = 0
-    for cand in (30, 21, 12):
-        if cand > pshift:
-            continue
-        if cand == 30 and h_occ1g[frame >> 18] != 0:
-            continue
-        if cand == 21 and h_occ2m[frame >> 9] != 0:
-            continue
-        if buddy_can_alloc(hnr, cand - 12):
-            s = cand
-            break
+    s = choose_shift(pshift, h_occ1g[frame >> 18] == 0, h_occ2m[frame >> 9] == 0, hnr)
     if s == 0:
         return False
     leaf = levels - (s - 12) // 9
@@ -510,16 +517,8 @@ def new_page(p4: int, slot: int, P: np.ndarray, C: np.ndarray, aux: np.ndarray,
     if gs == 0:
         # ---- guest fault (MODEL.md section 2) ----
         pshift = P[P_G_PSHIFT]
-        for cand in (30, 21, 12):
-            if cand > pshift:
-                continue
-            if cand == 30 and ht_get(aux, ((p4 >> 18) << 4) | TAG_OCC1G) >= 0:
-                continue
-            if cand == 21 and ht_get(aux, ((p4 >> 9) << 4) | TAG_OCC2M) >= 0:
-                continue
-            if buddy_can_alloc(gnr, cand - 12):
-                gs = cand
-                break
+        gs = choose_shift(pshift, ht_get(aux, ((p4 >> 18) << 4) | TAG_OCC1G) < 0,
+                          ht_get(aux, ((p4 >> 9) << 4) | TAG_OCC2M) < 0, gnr)
         if gs == 0:
             return STATUS_OOM_GUEST
         leaf = levels - (gs - 12) // 9
