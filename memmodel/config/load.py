@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memmodel.config.model import GIB, NAME_SHIFTS, ModelConfig, PscArray, SideConfig, TlbArray
+from memmodel.config.model import GIB, NAME_SHIFTS, SHIFT_NAMES, ModelConfig, PscArray, SideConfig, TlbArray
 from memmodel.errors import ConfigError
 
 _TOP_KEYS = {"name", "description", "virtualized", "cpu", "guest", "host", "tlb", "psc", "ntlb", "cost"}
@@ -293,7 +293,7 @@ def _tlb_level(given: tuple[Any, str], key: str) -> tuple[TlbArray, ...]:
         entries, ways = _entries_ways(table, key, source)
         for s in shifts:
             if s in seen or shifts.count(s) > 1:
-                name = {12: "4K", 21: "2M", 30: "1G"}[s]
+                name = SHIFT_NAMES[s]
                 raise ConfigError(
                     f"{source}: key '{key}.page_sizes': page size {name!r} is listed twice in one level; "
                     "allowed: each page size in at most one array per level"
