@@ -23,13 +23,11 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
 import memmodel
-import memmodel.trace
 from memmodel.analysis.api import run
 from memmodel.analysis.compare import compare_runs
 from memmodel.config import load_raw, parse_config
@@ -44,14 +42,8 @@ PRESETS = ["baseline-thp", "memctl-2m"]
 HOST_MEMORY = os.environ.get("MEMMODEL_NOTEBOOK_HOST_MEMORY", "2G")
 
 # %%
-if TRACE.is_file() and hasattr(memmodel.trace, "iter_batches"):
-    trace = str(TRACE)
-else:  # the trace reader is not in this checkout: a synthetic stand-in (random accesses over 1 GiB)
-    rng = np.random.default_rng(1)
-    n = 100_000
-    trace = {"kind": np.ones(n, np.uint8), "gva": (0x7F00_0000_0000 + rng.integers(0, 1 << 30, n)).astype(np.uint64),
-             "size": np.full(n, 8, np.uint16)}
-print("trace:", trace if isinstance(trace, str) else "<synthetic frame>")
+trace = str(TRACE)  # read by path; workers of a sweep would do the same
+print("trace:", trace)
 
 
 # %%

@@ -9,9 +9,9 @@
 # ---
 
 # %% [markdown]
-# # memmodel quickstart: a trace, the canonical model, baseline vs memctl
+# # memmodel quickstart: ingest a trace, simulate, compare baseline vs memctl, plot
 #
-# 1. pick a trace (a shipped lackey trace, or any frame of `kind`/`gva`/`size` arrays);
+# 1. **ingest** a real trace (a shipped Valgrind lackey trace) into the Parquet trace store;
 # 2. **simulate**: replay it through configs and get the exact counters (MODEL.md §6) as a polars DataFrame;
 # 3. **compare**: the same runs side by side with estimated costs and ratios to a baseline;
 # 4. **plots**: plotly figures you can restyle, and the self-contained HTML report.
@@ -23,37 +23,31 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 import memmodel
-import memmodel.trace
 from memmodel.analysis.api import run, runs_to_frame
 from memmodel.analysis.compare import DEFAULT_CONFIGS, compare_runs
 from memmodel.report import figures
 from memmodel.report.html import write_report
+from memmodel.trace import ingest, trace_info
 
 REPO = Path(memmodel.__path__[0]).parent
 TRACE = Path(os.environ.get("MEMMODEL_NOTEBOOK_TRACE", REPO / "traces" / "stream.lackey.xz"))
 
 # %% [markdown]
-# ## 1. The trace
-# A shipped trace (`traces/*.lackey.xz`, Valgrind lackey output) is read directly by path. If the trace
-# reader is not available in this checkout, a synthetic frame stands in: a streaming pass over 256 MiB
-# plus random accesses over 2 GiB.
+# ## 1. Ingest
+# `ingest` parses the lackey text (compressed or not) into a Parquet store file, streaming, and
+# reconciles every line read: records + known non-record lines (`==pid==` messages) + skipped lines.
+# The same runs work on the raw trace too (it is then parsed on the fly).
 
 # %%
-if TRACE.is_file() and hasattr(memmodel.trace, "iter_batches"):
-    trace = str(TRACE)
-else:
-    rng = np.random.default_rng(0)
-    n = 200_000
-    stream = np.arange(n // 2, dtype=np.uint64) * 2048
-    rand = rng.integers(0, 2 << 30, n // 2).astype(np.uint64)
-    trace = {"kind": rng.integers(1, 4, n).astype(np.uint8),
-             "gva": 0x7F00_0000_0000 + np.concatenate([stream, rand]),
-             "size": np.full(n, 8, np.uint16)}
-print("trace:", trace if isinstance(trace, str) else "<synthetic frame>")
+store = Path("quickstart.parquet")
+summary = ingest([TRACE], store)
+print(f"{summary.lines:,} lines = {summary.records:,} records + {sum(summary.non_records.values()):,} "
+      f"non-record lines + {sum(summary.skipped.values()):,} skipped; by kind {summary.by_kind}")
+info = trace_info(store)
+print("distinct data pages:", info["pages"]["data"], "footprint:", info["footprint_bytes"]["data"] // 4096, "x 4 KiB")
 
 # %% [markdown]
 # ## 2. Simulate: exact counters
@@ -61,7 +55,7 @@ print("trace:", trace if isinstance(trace, str) else "<synthetic frame>")
 # (trace, config) with every MODEL.md §6 counter and derived rates.
 
 # %%
-runs = run(trace, list(DEFAULT_CONFIGS), window=10_000)
+runs = run(store, list(DEFAULT_CONFIGS), window=10_000)
 counters = runs_to_frame(runs)
 counters.select("config", "accesses", "walks", "walk_loads", "loads_per_walk", "guest_faults", "host_faults",
                 "guest_zeroed_bytes", "host_zeroed_bytes")
