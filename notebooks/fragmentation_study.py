@@ -19,8 +19,8 @@
 #
 # Note what the model says about *f*: a fraction *f* of broken blocks still leaves (1 − *f*) of the
 # memory as whole 2 MiB blocks. A 64 GiB host at *f* = 0.9 keeps 6.4 GiB of them, far more than a
-# small trace needs, so fallback needs a small host share (`HOST_MEMORY`, default 1 GiB: 51 whole
-# blocks at *f* = 0.9, about 5 at 0.99) or *f* close to 1.
+# small trace needs, so fallback needs a small host share (`HOST_MEMORY`, default 1 GiB: about 51
+# whole blocks at *f* = 0.9, 26 at 0.95, 5 at 0.99) or *f* close to 1.
 #
 # Configs are built by editing the raw TOML of a preset (`load_raw` → edit → `parse_config`).
 # Times are **estimates** (`memmodel.analysis.costs`).
@@ -42,8 +42,8 @@ REPO = Path(memmodel.__path__[0]).parent
 TRACE = Path(os.environ.get("MEMMODEL_NOTEBOOK_TRACE", REPO / "traces" / "pchase.lackey.xz"))
 FRAGMENTATION = [0.0, 0.3, 0.6, 0.9, 0.95, 0.99, 0.999]
 PRESETS = ["baseline-thp", "memctl-2m"]
-# Host memory available to this VM (see above): with 1 GiB, the 17-23 host 2 MiB pages this trace
-# needs run out between f = 0.95 and 0.99.
+# Host memory available to this VM (see above): with 1 GiB, the 23 host 2 MiB pages this trace
+# needs run out between f = 0.9 and 0.95 (at 0.95: 21 pages of 2 MiB, then 4 KiB fallbacks).
 HOST_MEMORY = os.environ.get("MEMMODEL_NOTEBOOK_HOST_MEMORY", "1G")
 
 # %%
