@@ -621,83 +621,81 @@ def run_chunk(runs_p4: np.ndarray, runs_n: np.ndarray, start: int, P: np.ndarray
         if next_boundary <= acc + count and fill[2] + 2 + count // window >= series.shape[0]:
             C[C_ACCESSES] = acc
             return STATUS_GROW, i
+        fast_hit = False
         l1_missed = False
         if l1_4k >= 0:
-            if lru_lookup(tags, P, l1_4k, p4, p4 << 2):
-                C[C_L1_HITS] += 1
+            fast_hit = lru_lookup(tags, P, l1_4k, p4, p4 << 2)
+            l1_missed = not fast_hit
+        if fast_hit:
+            # the run's first translation hit its 4K L1 entry: no page lookup needed
+            C[C_L1_HITS] += 1
+            acc += 1
+            collapse = True
+            l1 = l1_4k
+        else:
+            slot = ht_get(slots, p4)
+            if slot < 0:
+                # room for one more page in the slot table and its aux entries
+                if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
+                    C[C_ACCESSES] = acc
+                    return STATUS_GROW, i
+                slot = fill[0]
+                status = new_page(p4, slot, P, C, aux, fill, slot_shifts, slot_info, gbits, gboff, gnr, ghint,
+                                  h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint)
+                if status != STATUS_DONE:
+                    C[C_ACCESSES] = acc
+                    return status, i
+                fill[0] += 1
+                ht_put(slots, p4, slot)
+            shifts = np.int64(slot_shifts[slot])
+            es = shifts & 255
+            code = (es - 12) // 9
+            vpn = p4 >> (es - 12)
+            tag = (vpn << 2) | code
+            l1 = P[P_L1_IDX + code]
+            l2 = P[P_L2_IDX + code]
+            # With an array for this size, only the first translation of the run is simulated in full and
+            # the repeats hit the most-recent entry (exact under LRU, module docstring); without one,
+            # every translation walks.
+            collapse = l1 >= 0 or l2 >= 0
+            full = np.int64(1) if collapse else count
+            for _ in range(full):
+                # ---- one translation (MODEL.md section 3) ----
+                if l1 >= 0 and not l1_missed and lru_lookup(tags, P, l1, vpn, tag):
+                    C[C_L1_HITS] += 1
+                elif l2 >= 0 and lru_lookup(tags, P, l2, vpn, tag):
+                    C[C_L2_HITS] += 1
+                    if l1 >= 0:
+                        lru_fill(tags, P, l1, vpn, tag)
+                else:
+                    # ---- the 2D walk (MODEL.md section 4) ----
+                    C[C_WALKS] += 1
+                    si = slot * SLOT_STRIDE
+                    G = g_levels - ((shifts >> 8) - 12) // 9
+                    k = psc_deepest_hit(tags, P, P_GPSC_IDX, G, g_levels, p4)
+                    if k > 0:
+                        C[C_PSC_GUEST_HITS] += 1
+                    C[C_GUEST_PTE_LOADS] += G - k
+                    loads = G - k
+                    if virt:
+                        for j in range(k + 1, G + 1):
+                            # a PSC hit at level k holds the host-physical address of table k+1
+                            if not (j == k + 1 and k >= 1):
+                                table = g_root if j == 1 else slot_info[si + j]
+                                loads += host_translate(table, P, C, h_shift, tags)
+                        loads += host_translate(slot_info[si + SI_GFRAME], P, C, h_shift, tags)
+                    psc_fill(tags, P, P_GPSC_IDX, k, G, g_levels, p4)
+                    C[C_HIST + loads] += 1
+                    if l2 >= 0:
+                        lru_fill(tags, P, l2, vpn, tag)
+                    if l1 >= 0:
+                        lru_fill(tags, P, l1, vpn, tag)
                 acc += 1
-                repeats = count - 1
-                while next_boundary <= acc + repeats:
-                    _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, next_boundary - acc)
+                if next_boundary <= acc:
+                    _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, 0)
                     fill[2] += 1
                     next_boundary += window
-                C[C_L1_HITS] += repeats
-                acc += repeats
-                continue
-            l1_missed = True
-        slot = ht_get(slots, p4)
-        if slot < 0:
-            # room for one more page in the slot table and its aux entries
-            if fill[0] + 1 >= slot_limit or fill[1] >= aux_limit:
-                C[C_ACCESSES] = acc
-                return STATUS_GROW, i
-            slot = fill[0]
-            status = new_page(p4, slot, P, C, aux, fill, slot_shifts, slot_info, gbits, gboff, gnr, ghint,
-                              h_shift, h_occ2m, h_occ1g, htbl, hbits, hboff, hnr, hhint)
-            if status != STATUS_DONE:
-                C[C_ACCESSES] = acc
-                return status, i
-            fill[0] += 1
-            ht_put(slots, p4, slot)
-        shifts = np.int64(slot_shifts[slot])
-        es = shifts & 255
-        code = (es - 12) // 9
-        vpn = p4 >> (es - 12)
-        tag = (vpn << 2) | code
-        l1 = P[P_L1_IDX + code]
-        l2 = P[P_L2_IDX + code]
-        # With an array for this size, only the first translation of the run is simulated in full and
-        # the repeats hit the most-recent entry (exact under LRU, module docstring); without one,
-        # every translation walks.
-        collapse = l1 >= 0 or l2 >= 0
-        full = np.int64(1) if collapse else count
-        for _ in range(full):
-            # ---- one translation (MODEL.md section 3) ----
-            if l1 >= 0 and not l1_missed and lru_lookup(tags, P, l1, vpn, tag):
-                C[C_L1_HITS] += 1
-            elif l2 >= 0 and lru_lookup(tags, P, l2, vpn, tag):
-                C[C_L2_HITS] += 1
-                if l1 >= 0:
-                    lru_fill(tags, P, l1, vpn, tag)
-            else:
-                # ---- the 2D walk (MODEL.md section 4) ----
-                C[C_WALKS] += 1
-                si = slot * SLOT_STRIDE
-                G = g_levels - ((shifts >> 8) - 12) // 9
-                k = psc_deepest_hit(tags, P, P_GPSC_IDX, G, g_levels, p4)
-                if k > 0:
-                    C[C_PSC_GUEST_HITS] += 1
-                C[C_GUEST_PTE_LOADS] += G - k
-                loads = G - k
-                if virt:
-                    for j in range(k + 1, G + 1):
-                        # a PSC hit at level k holds the host-physical address of table k+1
-                        if not (j == k + 1 and k >= 1):
-                            table = g_root if j == 1 else slot_info[si + j]
-                            loads += host_translate(table, P, C, h_shift, tags)
-                    loads += host_translate(slot_info[si + SI_GFRAME], P, C, h_shift, tags)
-                psc_fill(tags, P, P_GPSC_IDX, k, G, g_levels, p4)
-                C[C_HIST + loads] += 1
-                if l2 >= 0:
-                    lru_fill(tags, P, l2, vpn, tag)
-                if l1 >= 0:
-                    lru_fill(tags, P, l1, vpn, tag)
-            acc += 1
-            if next_boundary <= acc:
-                _snapshot(series, fill[2], next_boundary, C, C_L1_HITS, 0)
-                fill[2] += 1
-                next_boundary += window
-        if collapse and count > 1:
+        if collapse:
             repeats = count - 1
             hit_counter = C_L1_HITS if l1 >= 0 else C_L2_HITS
             while next_boundary <= acc + repeats:
