@@ -9,7 +9,7 @@ import numpy as np
 from memmodel.config import ModelConfig, parse_config
 from memmodel.engine import replay
 
-KIND = {"I": 0, "L": 1, "S": 2, "M": 3}
+KIND = {"I": 0, "L": 1, "S": 2, "M": 3, "U": 4}
 
 
 def cfg(raw: dict[str, Any], name: str = "test") -> ModelConfig:
@@ -22,7 +22,7 @@ def arrays(records: list[tuple[str, int, int]]) -> dict[str, np.ndarray]:
     return {
         "kind": np.array([KIND[k] for k, _, _ in records], dtype=np.uint8),
         "gva": np.array([a for _, a, _ in records], dtype=np.uint64),
-        "size": np.array([n for _, _, n in records], dtype=np.uint16),
+        "size": np.array([n for _, _, n in records], dtype=np.uint64),
     }
 
 

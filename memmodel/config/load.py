@@ -17,12 +17,41 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memmodel.config.model import GIB, NAME_SHIFTS, SHIFT_NAMES, ModelConfig, PscArray, SideConfig, TlbArray
-from memmodel.errors import ConfigError
+from memmodel.config.model import (
+    GIB,
+    NAME_SHIFTS,
+    PLACEMENTS,
+    SHIFT_NAMES,
+    UNMAP_MODES,
+    BalloonConfig,
+    ModelConfig,
+    PscArray,
+    SideConfig,
+    TlbArray,
+)
+from memmodel.errors import ConfigError, shorten
 
-_TOP_KEYS = {"name", "description", "virtualized", "cpu", "guest", "host", "tlb", "psc", "ntlb", "cost"}
-_SIDE_KEYS = {"levels", "page_size", "zeroing", "memory", "fragmentation", "seed"}
-_HOST_KEYS = _SIDE_KEYS | {"prealloc"}
+_TOP_KEYS = {"name", "description", "virtualized", "cpu", "guest", "host", "tlb", "psc", "ntlb", "cost", "balloon",
+             "baseline"}
+_COMMON_SIDE_KEYS = {"levels", "page_size", "zeroing", "memory", "fragmentation", "seed", "placement"}
+_SIDE_KEYS = _COMMON_SIDE_KEYS | {"unmap"}
+_HOST_KEYS = _COMMON_SIDE_KEYS | {"prealloc"}
+_BALLOON_KEYS = {"reporting", "interval", "order"}
+#: The keys of a ``[cost]`` table (the fields of ``memmodel.analysis.costs.CostModel``; a test keeps the
+#: two in step: the config layer cannot import the analysis layer).
+COST_KEYS = (
+    "zero_gbps_4k", "zero_gbps_2m", "zero_gbps_1g",
+    "guest_fault_us_4k", "guest_fault_us_2m", "guest_fault_us_1g",
+    "host_fault_us_4k", "host_fault_us_2m", "host_fault_us_1g",
+    "walk_load_ns",
+)
+#: Largest guest or host memory (bytes): the engine stores frame numbers of 4 KiB frames in 32 bits,
+#: so 2^32 x 4 KiB = 16 TiB is all it can address.
+MAX_MEMORY = (1 << 32) << 12
+#: Largest TLB, PSC or nested-TLB array (entries): the engine allocates every entry (a tag and an LRU
+#: stamp, about 16 bytes) when the replay starts, so 2^24 entries is already 256 MiB per array; real
+#: arrays hold at most a few thousand entries.
+MAX_ENTRIES = 1 << 24
 _TLB_KEYS = {"l1", "l2"}
 _TLB_ARRAY_KEYS = {"page_sizes", "entries", "ways"}
 _PSC_KEYS = {"guest", "host"}
@@ -44,8 +73,10 @@ def preset_text(name: str, kind: str = "vm") -> str:
     """The TOML text of a shipped preset, raising ConfigError with the known names if absent."""
     path = resources.files("memmodel.config") / "presets" / kind / f"{name}.toml"
     if not path.is_file():
+        names = preset_names(kind)
         raise ConfigError(
-            f"unknown {kind} preset {name!r}; known {kind} presets: {', '.join(preset_names(kind))}"
+            f"unknown {kind} preset {shorten(name)!r}{_did_you_mean(name, names)}; "
+            f"known {kind} presets: {', '.join(names)}"
         )
     return path.read_text(encoding="utf-8")
 
@@ -75,14 +106,22 @@ def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
         if not path.is_file():
             raise ConfigError(f"{spec_str}: no such config file")
         source = str(path)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                              f"{exc.start}); a TOML config must be UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read the config: {exc.strerror or exc}") from None
     else:
         source = f"preset:{spec_str}"
         text = preset_text(spec_str, "vm")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{source}: not valid TOML: {shorten(str(exc))}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{source}: not valid TOML: {shorten(str(exc))}") from None
     return raw, source
 
 
@@ -98,12 +137,21 @@ def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None 
     name = _get(raw, "name", str, source, "", default=Path(source).stem if source else "config")
     description = _get(raw, "description", str, source, "", default="")
     virtualized = _get(raw, "virtualized", bool, source, "", default=True)
+    baseline = _get(raw, "baseline", str, source, "", default="")
     cpu_name = cpu if cpu is not None else _get(raw, "cpu", str, source, "", default="")
 
     guest_raw = _table(raw, "guest", source)
     host_raw = _table(raw, "host", source)
     guest = _side(guest_raw, "guest", source, default_memory=16 * GIB, allowed=_SIDE_KEYS)
     host = _side(host_raw, "host", source, default_memory=64 * GIB, allowed=_HOST_KEYS)
+    balloon = _balloon(_table(raw, "balloon", source), source)
+    if not virtualized:
+        if guest.unmap == "passthrough":
+            raise ConfigError(f"{source}: key 'guest.unmap' = \"passthrough\" needs virtualized = true; "
+                              "allowed with virtualized = false: \"free\"")
+        if balloon.reporting:
+            raise ConfigError(f"{source}: key 'balloon.reporting' = true needs virtualized = true; "
+                              "allowed with virtualized = false: false")
 
     caches: dict[str, Any] = {}
     if cpu_name:
@@ -129,10 +177,11 @@ def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None 
             ntlb = TlbArray((), entries, ways)
 
     cost_raw = _table(raw, "cost", source)
+    _check_keys(cost_raw, set(COST_KEYS), "cost", source)  # a misspelt cost key: now, not after a replay
     cost = []
     for key, value in cost_raw.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{source}: key 'cost.{key}' must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            raise ConfigError(f"{source}: key 'cost.{key}' must be a number > 0, got {value!r}")
         cost.append((key, float(value)))
 
     return ModelConfig(
@@ -149,6 +198,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None 
         ntlb=ntlb,
         source=source,
         cost=tuple(sorted(cost)),
+        balloon=balloon,
+        baseline=baseline,
     )
 
 
@@ -166,8 +217,11 @@ def parse_size(value: Any, source: str, key: str) -> int:
         return value
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
-        if m:
+        if m and len(m.group(1)) <= 30:  # more digits is far past any bound (and int() refuses 4300+)
             return int(m.group(1)) << _UNITS[m.group(2).upper()]
+        if m:
+            raise ConfigError(f"{source}: key {key!r}: size {shorten(value)!r} is far too large; "
+                              f"allowed: at most \"16T\"")
     raise ConfigError(
         f"{source}: key {key!r}: bad size {value!r}; expected bytes or a number with a binary unit "
         "K, M, G or T (e.g. \"16G\")"
@@ -182,11 +236,22 @@ def _page_shift(value: Any, source: str, key: str) -> int:
     raise ConfigError(f"{source}: key {key!r}: bad page size {value!r}; allowed: \"4K\", \"2M\", \"1G\"")
 
 
+def _did_you_mean(word: str, names: Any) -> str:
+    """`` (did you mean 'x'?)`` for the nearest of ``names``, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), sorted(str(n) for n in names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _check_keys(table: dict[str, Any], allowed: set[str], prefix: str, source: str) -> None:
+    from memmodel.errors import ConfigKeyError
+
     for key in table:
         if key not in allowed:
-            full = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"{source}: unknown key {full!r}; allowed keys here: {', '.join(sorted(allowed))}")
+            full = shorten(f"{prefix}.{key}" if prefix else key)
+            raise ConfigKeyError(f"{source}: unknown key {full!r}{_did_you_mean(key, allowed)}; "
+                                 f"allowed keys here: {', '.join(sorted(allowed))}")
 
 
 def _get(table: dict[str, Any], key: str, typ: type, source: str, prefix: str, default: Any) -> Any:
@@ -224,6 +289,11 @@ def _side(table: dict[str, Any], side: str, source: str, default_memory: int, al
         raise ConfigError(
             f"{source}: key '{side}.memory' = {table.get('memory')!r}; allowed: a positive multiple of 1 GiB"
         )
+    if memory > MAX_MEMORY:
+        raise ConfigError(
+            f"{source}: key '{side}.memory' = {table.get('memory')!r} is more than the model can hold; allowed: "
+            "at most \"16T\" (the engine stores 4 KiB frame numbers in 32 bits: 2^32 x 4 KiB = 16 TiB)"
+        )
     fragmentation = _get(table, "fragmentation", float, source, side, default=0.0)
     if not 0.0 <= fragmentation < 1.0:
         raise ConfigError(f"{source}: key '{side}.fragmentation' = {fragmentation}; allowed: 0 <= f < 1")
@@ -231,7 +301,34 @@ def _side(table: dict[str, Any], side: str, source: str, default_memory: int, al
     if not 0 <= seed < (1 << 64):
         raise ConfigError(f"{source}: key '{side}.seed' = {seed}; allowed: 0 <= seed < 2^64")
     prealloc = _get(table, "prealloc", bool, source, side, default=False)
-    return SideConfig(levels, page_shift, zeroing, memory, fragmentation, seed, prealloc)
+    placement = _choice(table, "placement", PLACEMENTS, source, side)
+    unmap = _choice(table, "unmap", UNMAP_MODES, source, side)
+    return SideConfig(levels, page_shift, zeroing, memory, fragmentation, seed, prealloc, placement, unmap)
+
+
+def _choice(table: dict[str, Any], key: str, allowed: tuple[str, ...], source: str, prefix: str) -> str:
+    """A string key restricted to ``allowed`` (the first allowed value is the default)."""
+    value = _get(table, key, str, source, prefix, default=allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"{source}: key '{prefix}.{key}' = {value!r}; allowed values: "
+                          + ", ".join(f'"{a}"' for a in allowed))
+    return str(value)
+
+
+def _balloon(table: dict[str, Any], source: str) -> BalloonConfig:
+    """The ``[balloon]`` table (MODEL.md v2 sections 5 and 8)."""
+    _check_keys(table, _BALLOON_KEYS, "balloon", source)
+    reporting = _get(table, "reporting", bool, source, "balloon", default=False)
+    default = BalloonConfig()
+    interval = table.get("interval", default.interval)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigError(f"{source}: key 'balloon.interval' = {interval!r}; allowed: an integer >= 1 "
+                          "(clock records between reporting passes)")
+    order = table.get("order", default.order)
+    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 18:
+        raise ConfigError(f"{source}: key 'balloon.order' = {order!r}; allowed: an integer 0..18 "
+                          "(9 = 2 MiB blocks)")
+    return BalloonConfig(reporting, interval, order)
 
 
 def _cache_tables(raw: dict[str, Any], source: str) -> dict[str, tuple[Any, str]]:
@@ -268,6 +365,12 @@ def _entries_ways(table: dict[str, Any], key: str, source: str) -> tuple[int, in
     ways = _get(table, "ways", int, source, key, default=0)
     if entries < 0:
         raise ConfigError(f"{source}: key '{key}.entries' = {entries}; allowed: entries >= 0")
+    if entries > MAX_ENTRIES:
+        raise ConfigError(
+            f"{source}: key '{key}.entries' = {entries} is more than the model can hold; allowed: at most "
+            f"{MAX_ENTRIES:,} (2^24) entries per array (the engine allocates every entry at start-up, about "
+            "16 bytes each; real TLBs hold thousands)"
+        )
     if ways < 1:
         raise ConfigError(f"{source}: key '{key}.ways' = {ways}; allowed: ways >= 1")
     if entries % ways:

@@ -71,6 +71,10 @@ class SideConfig:
         fragmentation: fraction in [0, 1) of 2 MiB blocks broken by one unmovable 4 KiB frame.
         seed: seed of the fragmentation pattern (MODEL.md section 2).
         prealloc: host only: back all guest memory at start-up.
+        placement: which free block an allocation takes (MODEL.md section 2): ``"lowest"`` address,
+            or ``"random"`` (the k-th lowest, k drawn from splitmix64 of the seed and the allocation count).
+        unmap: guest only (v2, section 7): ``"free"`` (the guest releases unmapped ranges and frees their
+            frames) or ``"passthrough"`` (memctl: the guest passes the range to the host, which discards it).
     """
 
     levels: int = 4
@@ -80,6 +84,30 @@ class SideConfig:
     fragmentation: float = 0.0
     seed: int = 0
     prealloc: bool = False
+    placement: str = "lowest"
+    unmap: str = "free"
+
+
+#: Allowed values of the v2 keys (MODEL.md section 5).
+PLACEMENTS: Final = ("lowest", "random")
+UNMAP_MODES: Final = ("free", "passthrough")
+DEFAULT_REPORT_INTERVAL: Final = 1_000_000
+DEFAULT_REPORT_ORDER: Final = 9
+
+
+@dataclass(frozen=True)
+class BalloonConfig:
+    """virtio-balloon free page reporting (MODEL.md v2 section 8; virtualized configs only).
+
+    Attributes:
+        reporting: whether reporting passes run.
+        interval: clock records (``I``, ``L``, ``S``, ``M``) between two passes (>= 1).
+        order: smallest free-block order reported (0..18; 9 = 2 MiB, Linux's pageblock order).
+    """
+
+    reporting: bool = False
+    interval: int = DEFAULT_REPORT_INTERVAL
+    order: int = DEFAULT_REPORT_ORDER
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,9 @@ class ModelConfig:
         ntlb: the nested TLB (gpa -> hpa), or None.
         source: where the config came from (a file path or ``preset:NAME``), for error messages.
         cost: the optional ``[cost]`` table, as given (interpreted by :mod:`memmodel.analysis.costs`).
+        balloon: free page reporting (v2).
+        baseline: for a memctl config, the name of the baseline config it is fairly compared with
+            (e.g. ``memctl-2m`` -> ``baseline-thp``); "" when none is declared.
     """
 
     name: str
@@ -115,6 +146,8 @@ class ModelConfig:
     ntlb: TlbArray | None = None
     source: str = ""
     cost: tuple[tuple[str, float], ...] = ()
+    balloon: BalloonConfig = field(default_factory=BalloonConfig)
+    baseline: str = ""
 
     def to_toml(self) -> str:
         """The resolved config as TOML in MODEL.md section 5 syntax (every table inline, no ``cpu`` indirection)."""
@@ -122,6 +155,8 @@ class ModelConfig:
         if self.description:
             lines.append(f"description = {_q(self.description)}")
         lines.append(f"virtualized = {_b(self.virtualized)}")
+        if self.baseline:
+            lines.append(f"baseline = {_q(self.baseline)}")
         if self.cpu:
             lines.append(f"# translation caches resolved from cpu = {_q(self.cpu)}")
         sides: list[tuple[str, SideConfig]] = [("guest", self.guest), ("host", self.host)]
@@ -135,9 +170,16 @@ class ModelConfig:
                 f"memory = {_q(format_bytes(side.memory))}",
                 f"fragmentation = {side.fragmentation!r}",
                 f"seed = {side.seed}",
+                f"placement = {_q(side.placement)}",
             ]
+            if side_name == "guest":
+                lines.append(f"unmap = {_q(side.unmap)}")
             if side_name == "host":
                 lines.append(f"prealloc = {_b(side.prealloc)}")
+        if self.virtualized:
+            b = self.balloon
+            lines += ["", "[balloon]", f"reporting = {_b(b.reporting)}", f"interval = {b.interval}",
+                      f"order = {b.order}"]
         for level_name, arrays in (("l1", self.tlb_l1), ("l2", self.tlb_l2)):
             for arr in arrays:
                 sizes = ", ".join(_q(SHIFT_NAMES[s]) for s in arr.page_shifts)

@@ -1,7 +1,7 @@
-"""Engine layer: the canonical model (MODEL.md) as numba kernels over numpy state. No I/O."""
+"""Engine layer: the canonical model (MODEL.md v2) in a compiled C core over named state. No I/O."""
 
 from memmodel.engine.replay import Replay, replay, translations_to_runs
-from memmodel.engine.result import COUNTER_NAMES, SERIES_NAMES, SimResult, derived_metrics
+from memmodel.engine.result import COUNTER_NAMES, EXTRA_NAMES, SERIES_NAMES, SimResult, derived_metrics
 
-__all__ = ["COUNTER_NAMES", "SERIES_NAMES", "Replay", "SimResult", "derived_metrics", "replay",
+__all__ = ["COUNTER_NAMES", "EXTRA_NAMES", "SERIES_NAMES", "Replay", "SimResult", "derived_metrics", "replay",
            "translations_to_runs"]

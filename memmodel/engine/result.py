@@ -7,43 +7,75 @@ from typing import Any, Final
 
 import numpy as np
 
-#: Every counter of MODEL.md section 6, in the order results print them.
-COUNTER_NAMES: Final = (
-    "instructions",
-    "accesses",
-    "l1_hits",
-    "l2_hits",
-    "walks",
-    "guest_pte_loads",
-    "host_pte_loads",
-    "walk_loads",
-    "psc_guest_hits",
-    "ntlb_hits",
-    "ntlb_misses",
-    "guest_faults",
-    "guest_fallbacks",
-    "guest_pages_4k",
-    "guest_pages_2m",
-    "guest_pages_1g",
-    "guest_pt_pages",
-    "guest_zeroed_bytes",
-    "host_faults",
-    "host_fallbacks",
-    "host_pages_4k",
-    "host_pages_2m",
-    "host_pages_1g",
-    "host_pt_pages",
-    "host_backed_bytes",
-    "host_zeroed_bytes",
-    "touched_bytes",
-    "host_unusable_index_2m",
-    "host_unusable_index_1g",
-    "host_extfrag_index_2m",
-    "host_extfrag_index_1g",
+#: The counters of a result, in print order: (name, where it comes from). One table generates
+#: :data:`COUNTER_NAMES`, the result mapping (:func:`counters_from_raw`) and the JSON keys; the engine
+#: core (``_core.c``) keeps its raw counters in an X-macro table of the same names.
+#:
+#: Sources: ``"raw"`` a raw engine counter of the same name; ``"sum:a+b"`` a sum of raw counters;
+#: ``"pages:x"`` 4096 x raw counter ``x``; ``"index"`` a host fragmentation index (float, computed
+#: from the host allocator's free lists, absent in native runs).
+COUNTER_TABLE: Final = (
+    ("instructions", "raw"),
+    ("accesses", "raw"),
+    ("l1_hits", "raw"),
+    ("l2_hits", "raw"),
+    ("walks", "raw"),
+    ("guest_pte_loads", "raw"),
+    ("host_pte_loads", "raw"),
+    ("walk_loads", "sum:guest_pte_loads+host_pte_loads"),
+    ("psc_guest_hits", "raw"),
+    ("ntlb_hits", "raw"),
+    ("ntlb_misses", "raw"),
+    ("guest_faults", "raw"),
+    ("guest_fallbacks", "raw"),
+    ("guest_pages_4k", "raw"),
+    ("guest_pages_2m", "raw"),
+    ("guest_pages_1g", "raw"),
+    ("guest_pt_pages", "raw"),
+    ("guest_zeroed_bytes", "raw"),
+    ("host_faults", "raw"),
+    ("host_fallbacks", "raw"),
+    ("host_pages_4k", "raw"),
+    ("host_pages_2m", "raw"),
+    ("host_pages_1g", "raw"),
+    ("host_pt_pages", "raw"),
+    ("host_backed_bytes", "raw"),
+    ("host_zeroed_bytes", "raw"),
+    ("touched_bytes", "pages:touched_pages"),
+    # v2: the memory lifecycle (MODEL.md sections 7-9)
+    ("unmaps", "raw"),
+    ("unmapped_bytes", "raw"),
+    ("guest_freed_bytes", "raw"),
+    ("guest_splits", "raw"),
+    ("host_splits", "raw"),
+    ("host_discards", "raw"),
+    ("host_freed_bytes", "raw"),
+    ("report_ticks", "raw"),
+    ("tlb_flushes", "raw"),
+    ("tlb_page_invalidations", "raw"),
+    ("guest_resident_bytes", "raw"),
+    ("host_resident_bytes", "raw"),
+    ("host_resident_peak_bytes", "raw"),
+    ("host_unusable_index_2m", "index"),
+    ("host_unusable_index_1g", "index"),
+    ("host_extfrag_index_2m", "index"),
+    ("host_extfrag_index_1g", "index"),
 )
 
+#: Every counter of MODEL.md section 6, in the order results print them.
+COUNTER_NAMES: Final = tuple(name for name, _ in COUNTER_TABLE)
+
 #: The four float counters, absent from native runs (MODEL.md section 6).
-HOST_INDEX_NAMES: Final = COUNTER_NAMES[-4:]
+HOST_INDEX_NAMES: Final = tuple(name for name, src in COUNTER_TABLE if src == "index")
+
+#: Host counters that a native run reports as 0 (MODEL.md section 6: "Native runs report every host
+#: counter and ntlb_hits/ntlb_misses as 0").
+NATIVE_ZERO: Final = tuple(
+    name for name, src in COUNTER_TABLE if src != "index" and (name.startswith("host_") or name.startswith("ntlb_"))
+)
+
+#: Outputs beyond MODEL.md section 6 (docs/model.md defines them); never mixed into the counters.
+EXTRA_NAMES: Final = ("guest_zeroed_refault_bytes", "host_zeroed_refault_bytes")
 
 #: Columns of the per-window time series (cumulative values after ``translations`` translations).
 SERIES_NAMES: Final = (
@@ -57,7 +89,27 @@ SERIES_NAMES: Final = (
     "host_backed_bytes",
     "guest_zeroed_bytes",
     "host_zeroed_bytes",
+    "host_resident_bytes",
+    "guest_resident_bytes",
+    "tlb_flushes",
+    "host_discards",
+    "unmaps",
 )
+
+
+def counters_from_raw(raw: dict[str, int], indices: dict[str, float] | None) -> dict[str, Any]:
+    """The section 6 counters from the engine's raw counters (and host indices; None when native)."""
+    out: dict[str, Any] = {}
+    for name, src in COUNTER_TABLE:
+        if src == "raw":
+            out[name] = int(raw[name])
+        elif src.startswith("sum:"):
+            out[name] = sum(int(raw[k]) for k in src[4:].split("+"))
+        elif src.startswith("pages:"):
+            out[name] = int(raw[src[6:]]) * 4096
+        elif indices is not None:
+            out[name] = indices[name]
+    return out
 
 
 @dataclass(frozen=True)
@@ -73,6 +125,8 @@ class SimResult:
         window: translations per time-series window.
         host_nr_free: free blocks per order 0..18 of the host allocator at the end (guest's when native).
         guest_nr_free: free blocks per order 0..18 of the guest allocator at the end.
+        extras: outputs beyond MODEL.md section 6 (:data:`EXTRA_NAMES`, defined in docs/model.md):
+            zeroed bytes of re-faults after a release, by side.
     """
 
     config_name: str
@@ -82,6 +136,7 @@ class SimResult:
     window: int
     host_nr_free: np.ndarray = field(default_factory=lambda: np.zeros(19, dtype=np.int64))
     guest_nr_free: np.ndarray = field(default_factory=lambda: np.zeros(19, dtype=np.int64))
+    extras: dict[str, int] = field(default_factory=dict)
 
     def derived(self) -> dict[str, float | None]:
         """Rates derived from the counters (None where a denominator is zero)."""
