@@ -11,7 +11,7 @@ Design (documented decision):
 
 * **Page sizes come from a replay.** Which TLB entry size a translation uses depends on the config's
   guest and host page sizes, fragmentation and allocation history (``es = min(guest shift, host
-  shift)``, fixed per page once mapped because v1 never frees). So the trace is first replayed through
+  shift)``, fixed per page once mapped when the trace has no ``U`` records). So the trace is first replayed through
   the config (:class:`memmodel.engine.Replay`, with its translation caches replaced by a single 1-entry
   array, which leaves every mapping decision unchanged and keeps repeat collapsing exact), and
   :meth:`~memmodel.engine.Replay.effective_shifts` then gives ``es`` for every page. The translation
@@ -195,7 +195,7 @@ def es_probe_config(cfg: ModelConfig) -> ModelConfig:
 
     Mapping decisions (page sizes, allocations, fragmentation) do not depend on the caches, so a replay
     of this config maps every page exactly like ``cfg``; the single array keeps repeat collapsing
-    exact and fast (kernel module docstring) and makes walks cheap (no PSCs, no nested TLB).
+    exact and fast (docs/model.md) and makes walks cheap (no PSCs, no nested TLB).
     """
     return dataclasses.replace(cfg, tlb_l1=(TlbArray((12, 21, 30), 1, 1),), tlb_l2=(), psc_guest=(),
                                psc_host=(), ntlb=None)
@@ -204,19 +204,34 @@ def es_probe_config(cfg: ModelConfig) -> ModelConfig:
 def translation_stream(trace: TraceLike, cfg: ModelConfig, batch_rows: int = 1 << 20) -> TranslationStream:
     """Read ``trace`` once, replaying it through ``cfg`` (mapping only) and keeping its collapsed runs.
 
+    Stack distances assume a TLB whose contents change only by lookups and fills. The memory lifecycle
+    breaks that (MODEL.md v2: ``U`` records invalidate or flush entries and change page sizes; free page
+    reporting flushes), so a trace with ``U`` records or a config with free page reporting is refused
+    rather than given a curve that is not exact.
+
     Raises:
         memmodel.errors.OutOfMemoryError: when the config's memory runs out (as :func:`simulate`).
+        memmodel.errors.ConfigError: the config has free page reporting on.
+        memmodel.errors.TraceError: the trace holds ``U`` (unmap) records.
     """
     from memmodel.analysis.api import _batches
+    from memmodel.errors import ConfigError, TraceError
 
-    _, _, batches = _batches(trace, batch_rows)
+    if cfg.virtualized and cfg.balloon.reporting:
+        raise ConfigError(f"{cfg.source or cfg.name}: miss-ratio curves are exact only without free page "
+                          "reporting (its passes flush the TLB); set [balloon] reporting = false")
+    name, _, batches = _batches(trace, batch_rows)
     replay = Replay(es_probe_config(cfg), window=1 << 62)
     p4s: list[np.ndarray] = []
     counts: list[np.ndarray] = []
     instructions = 0
     for batch in batches:
+        if np.any(batch["kind"] == 4):
+            raise TraceError(f"{name}: holds U (unmap) records; miss-ratio curves are exact only for traces "
+                             "without them (unmaps invalidate TLB entries and change page sizes); record with "
+                             "`memmodel record --no-syscalls` or use `memmodel simulate`")
         p4, n, ins = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
-        replay.feed_translations(p4, n, ins)
+        replay.feed(batch["kind"], batch["gva"], batch["size"])
         p4s.append(p4)
         counts.append(n)
         instructions += ins
