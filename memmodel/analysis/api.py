@@ -3,8 +3,8 @@
 >>> import memmodel
 >>> df = memmodel.simulate("traces/pchase.lackey.xz", ["baseline-thp", "memctl-2m"])  # doctest: +SKIP
 
-A trace is read once and every config replays the same batches (the page-run pre-processing is
-shared), so comparing N configs costs one parse plus N kernel passes.
+A trace is read once and every config replays the same batches, so comparing N configs costs one
+parse plus N engine passes.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from memmodel.config import ModelConfig, load_config
-from memmodel.engine import Replay, SimResult, derived_metrics, translations_to_runs
+from memmodel.engine import Replay, SimResult, derived_metrics
 from memmodel.engine.replay import DEFAULT_WINDOW
+from memmodel.errors import MemmodelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -55,6 +56,8 @@ class Run:
             "config": self.config.name,
             "counters": r.counters,
             "derived": derived_metrics(r.counters),
+            # outputs beyond the canonical counters (docs/model.md): zeroing by cause
+            "extras": dict(r.extras),
             "cpu": self.config.cpu,
             "virtualized": self.config.virtualized,
             "walk_hist": {str(i): int(n) for i, n in enumerate(r.walk_hist) if n},
@@ -64,22 +67,57 @@ class Run:
             "guest_nr_free": [int(x) for x in r.guest_nr_free],
             "trace_identity": self.trace_identity,
             "config_toml": self.config.to_toml(),
+            # estimates (seconds; never counters) with the config's cost model and that model's keys
+            "cost": _cost_dict(self.config),
+            "estimates": _estimates(self),
             "memmodel_version": __version__,
         }
 
 
-def resolve_configs(configs: ConfigLike | Sequence[ConfigLike], cpu: str | None = None) -> list[ModelConfig]:
-    """Preset names, TOML paths or ModelConfig objects -> resolved configs (``cpu`` overrides each)."""
+CostLike = str | Path | Mapping[str, float]  # a [cost] TOML file, or a table of [cost] keys
+
+
+def _cost_dict(config: ModelConfig) -> dict[str, float]:
+    from memmodel.analysis.costs import CostModel
+
+    return CostModel.for_config(config).to_dict()
+
+
+def _estimates(run: Run) -> dict[str, float]:
+    from memmodel.analysis.costs import estimate_run
+
+    return estimate_run(run).to_dict()
+
+
+def resolve_configs(configs: ConfigLike | Sequence[ConfigLike], cpu: str | None = None,
+                    cost: CostLike | None = None) -> list[ModelConfig]:
+    """Preset names, TOML paths or ModelConfig objects -> resolved configs.
+
+    Args:
+        configs: one config or a sequence of them.
+        cpu: a CPU preset overriding each config's ``cpu``.
+        cost: a ``[cost]`` TOML file (``--cost FILE``) or table whose keys override every config's
+            ``[cost]`` (see :mod:`memmodel.analysis.costs`).
+    """
+    from memmodel.analysis.costs import CostModel, read_cost_file, with_cost
+
     if isinstance(configs, str | Path | ModelConfig):
         configs = [configs]
+    table: dict[str, float] | None = None
+    if isinstance(cost, str | Path):
+        table = read_cost_file(cost)
+    elif cost is not None:
+        CostModel.from_table(cost, source="cost")  # validates keys and values
+        table = {k: float(v) for k, v in cost.items()}
     out = []
     for spec in configs:
         if isinstance(spec, ModelConfig):
             if cpu is not None and cpu != spec.cpu:
                 raise ValueError("cpu override needs config names or files, not ModelConfig objects")
-            out.append(spec)
+            cfg = spec
         else:
-            out.append(load_config(spec, cpu=cpu))
+            cfg = load_config(spec, cpu=cpu)
+        out.append(with_cost(cfg, table) if table else cfg)
     return out
 
 
@@ -96,6 +134,31 @@ def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], It
     return "<frame>", {"path": "<frame>", "records": int(cols["kind"].shape[0])}, iter([cols])
 
 
+#: The label every number replayed from a sampled trace carries.
+SAMPLED_LABEL: Final = "replay of samples, not an estimate of the program"
+
+
+class SampledTraceError(MemmodelError):
+    """A sampled trace was given to a command that prints exact counters."""
+
+
+def is_sampled_trace(trace: str | Path) -> bool:
+    """Whether ``trace`` holds samples: a store file marked ``sampled`` or a raw perf mem text trace."""
+    from memmodel.trace.store import detect_format, is_parquet, read_metadata
+
+    if not Path(trace).is_file():
+        return False  # the reader reports the missing file
+    if is_parquet(trace):
+        try:
+            return bool(read_metadata(trace).get("sampled"))
+        except MemmodelError:
+            return False
+    try:
+        return detect_format(trace).startswith("perf")
+    except MemmodelError:
+        return False
+
+
 def run(
     traces: TraceLike | Sequence[TraceLike],
     configs: ConfigLike | Sequence[ConfigLike],
@@ -103,6 +166,8 @@ def run(
     window: int = DEFAULT_WINDOW,
     batch_rows: int = 1 << 20,
     progress: Any = None,
+    cost: CostLike | None = None,
+    allow_sampled: bool = False,
 ) -> list[Run]:
     """Replay every trace through every config; one :class:`Run` per (trace, config), trace-major.
 
@@ -113,19 +178,32 @@ def run(
         window: translations per time-series window.
         batch_rows: records per batch read from the trace (bounds memory).
         progress: optional callable ``progress(records_done)`` called after each batch.
+        cost: a ``[cost]`` TOML file or table applied to every config (see :func:`resolve_configs`).
+        allow_sampled: replay sampled traces (perf mem, ``memmodel sample``) too; their counters are a
+            replay of samples, not an estimate of the program (use :mod:`memmodel.analysis.estimate`).
+
+    Raises:
+        SampledTraceError: a trace is sampled and ``allow_sampled`` is false.
     """
     if isinstance(traces, str | Path) or not isinstance(traces, Sequence):
         traces = [traces]
-    cfgs = resolve_configs(configs, cpu)
+    if not allow_sampled:
+        for trace in traces:
+            if isinstance(trace, str | Path) and is_sampled_trace(trace):
+                raise SampledTraceError(
+                    f"{trace}: is a sampled trace (perf mem or `memmodel sample`): replaying its samples does not "
+                    "give the program's counters; run `memmodel estimate` for estimates with intervals, or pass "
+                    "--allow-sampled (allow_sampled=True) to see the replay of the samples, labelled as such"
+                )
+    cfgs = resolve_configs(configs, cpu, cost)
     runs: list[Run] = []
     for trace in traces:
         name, identity, batches = _batches(trace, batch_rows)
         replays = [Replay(cfg, window) for cfg in cfgs]
         done = 0
         for batch in batches:
-            p4, counts, instructions = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
             for r in replays:
-                r.feed_translations(p4, counts, instructions)
+                r.feed(batch["kind"], batch["gva"], batch["size"])
             done += int(batch["kind"].shape[0])
             if progress is not None:
                 progress(done)
@@ -134,9 +212,11 @@ def run(
 
 
 def runs_to_frame(runs: Iterable[Run]) -> pl.DataFrame:
-    """One row per run: trace, config, cpu, every counter (exact), then derived metrics."""
+    """One row per run: trace, config, cpu, every counter (exact), derived metrics, then the
+    estimated seconds of :data:`ESTIMATE_COLUMNS` (with each config's cost model; ESTIMATES)."""
     import polars as pl
 
+    from memmodel.analysis.costs import estimate_run
     from memmodel.engine.result import COUNTER_NAMES
 
     rows = []
@@ -146,12 +226,21 @@ def runs_to_frame(runs: Iterable[Run]) -> pl.DataFrame:
         for k in COUNTER_NAMES:
             row[k] = r.result.counters.get(k)
         row.update(derived_metrics(r.result.counters))
+        est = estimate_run(r).to_dict()
+        row.update({col: est[col[4:]] for col in ESTIMATE_COLUMNS})
         rows.append(row)
     schema: dict[str, Any] = {"trace": pl.String, "config": pl.String, "cpu": pl.String,
                               "virtualized": pl.Boolean}
     for k in COUNTER_NAMES:
         schema[k] = pl.Float64 if "_index_" in k else pl.Int64
+    for k in ESTIMATE_COLUMNS:
+        schema[k] = pl.Float64
     return pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)
+
+
+#: Estimated-seconds columns of :func:`runs_to_frame` (and of sweep results), in this order.
+ESTIMATE_COLUMNS: Final = ("est_guest_zero_s", "est_host_zero_s", "est_guest_fault_s", "est_host_fault_s",
+                           "est_setup_s", "est_walk_s", "est_total_s")
 
 
 def simulate(
@@ -159,13 +248,17 @@ def simulate(
     configs: ConfigLike | Sequence[ConfigLike],
     cpu: str | None = None,
     window: int = DEFAULT_WINDOW,
+    cost: CostLike | None = None,
+    allow_sampled: bool = False,
 ) -> pl.DataFrame:
     """Replay traces through configs and return one row per (trace, config) as a polars DataFrame.
 
-    Counter columns are exact MODEL.md section 6 values (the four host fragmentation indices are
-    null for native configs); derived columns (hit rates, loads per walk, MPKI) follow.
+    Counter columns are the model's exact counters (the four host fragmentation indices are null
+    for native configs); derived columns (hit rates, loads per walk, MPKI) follow, then the
+    estimated seconds ``est_*_s`` (:data:`ESTIMATE_COLUMNS`, estimates with each config's cost
+    model, overridden by ``cost``).
     """
-    return runs_to_frame(run(traces, configs, cpu=cpu, window=window))
+    return runs_to_frame(run(traces, configs, cpu=cpu, window=window, cost=cost, allow_sampled=allow_sampled))
 
 
 def runs_to_json(runs: Iterable[Run]) -> str:

@@ -11,7 +11,7 @@ from memmodel.config import load_config, parse_config, preset_names
 from memmodel.config.model import GIB
 from memmodel.errors import ConfigError
 
-VM_PRESETS = ["baseline-4k", "baseline-thp", "hugetlb-1g", "memctl-2m", "memctl-4k", "native-4k", "native-thp"]
+VM_PRESETS = ["baseline-4k", "baseline-thp", "baseline-thp-aged", "baseline-thp-fpr", "hugetlb-1g", "memctl-2m", "memctl-4k", "native-4k", "native-thp"]
 CPU_PRESETS = ["icelake", "sapphire-rapids", "skylake", "zen2", "zen3", "zen4", "zen5"]
 
 
@@ -24,6 +24,41 @@ def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
 def test_shipped_presets_are_exactly_the_named_ones() -> None:
     assert preset_names("vm") == VM_PRESETS
     assert preset_names("cpu") == CPU_PRESETS
+
+
+def test_memctl_presets_pass_unmaps_through_and_name_their_fair_baseline() -> None:
+    for memctl, baseline in (("memctl-2m", "baseline-thp"), ("memctl-4k", "baseline-4k")):
+        c = load_config(memctl)
+        assert c.guest.unmap == "passthrough" and c.baseline == baseline
+        b = load_config(baseline)
+        assert b.host.page_shift == c.host.page_shift and b.guest.unmap == "free"
+    fpr = load_config("baseline-thp-fpr")
+    assert fpr.balloon.reporting and fpr.balloon.order == 9
+    aged = load_config("baseline-thp-aged")
+    assert aged.guest.placement == "random" and aged.guest.fragmentation > 0 and aged.host.placement == "lowest"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[guest]\nplacement = "highest"', "guest.placement"),
+        ('[host]\nplacement = 1', "host.placement"),
+        ('[guest]\nunmap = "discard"', "guest.unmap"),
+        ('[host]\nunmap = "free"', "host.unmap"),
+        ('virtualized = false\n[guest]\nunmap = "passthrough"', "guest.unmap"),
+        ('virtualized = false\n[balloon]\nreporting = true', "balloon.reporting"),
+        ("[balloon]\ninterval = 0", "balloon.interval"),
+        ("[balloon]\ninterval = 1.5", "balloon.interval"),
+        ("[balloon]\norder = 19", "balloon.order"),
+        ("[balloon]\nperiod = 3", "balloon.period"),
+    ],
+)
+def test_v2_keys_reject_what_section_5_forbids_naming_file_and_key(tmp_path: Path, toml: str, key: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert str(f) in str(err.value) and key in str(err.value)
 
 
 @pytest.mark.parametrize("name", VM_PRESETS)
