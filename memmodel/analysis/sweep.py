@@ -16,7 +16,9 @@ Invariants:
   by dotted key (``host.fragmentation``; a numeric part indexes an array of tables, ``tlb.l1.0.entries``);
   the key ``cpu`` is the CPU override of :func:`memmodel.config.load.parse_config`.
 * **Incremental results**: with an output path ``OUT``, every finished point is written at once as
-  ``OUT.parts/<key>.parquet``, ``key`` a stable hash of the point's parameters (:meth:`Point.key`).
+  ``OUT.parts/<key>.parquet``, ``key`` a stable hash of the point's parameters (:meth:`Point.key`),
+  the trace taken by its identity (the sha256 of its bytes, :func:`trace_key`), not by how its path was
+  spelt: ``t.parquet`` and ``./t.parquet`` share parts; a trace rewritten with other content does not.
   A failed point is reported with its parameters and loses nothing else; a re-run skips every point
   whose part exists. At the end the parts of the sweep's points are merged into ``OUT``.
 * **Determinism**: rows are in cross-product order (trace, config, then grid values in the order
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memmodel.errors import ConfigError, MemmodelError
+from memmodel.errors import ConfigError, ConfigKeyError, MemmodelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -61,7 +63,7 @@ def parse_value(text: str) -> Any:
     """A grid value as a TOML scalar (``0.3`` -> float, ``4`` -> int, ``true`` -> bool), else the string."""
     try:
         return tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, ValueError):  # ValueError: an integer of thousands of digits
         return text.strip()
 
 
@@ -95,21 +97,21 @@ def apply_override(raw: dict[str, Any], key: str, value: Any, source: str = "<co
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{source}: override {key!r}: {where!r} needs an index < {len(node)}")
+                raise ConfigKeyError(f"{source}: override {key!r}: {where!r} needs an index < {len(node)}")
             node = node[int(part)]
         elif isinstance(node, dict):
             node = node.setdefault(part, {})
         else:
-            raise ConfigError(f"{source}: override {key!r}: {where!r} is not a table")
+            raise ConfigKeyError(f"{source}: override {key!r}: {where!r} is not a table")
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"{source}: override {key!r}: needs an index < {len(node)}")
+            raise ConfigKeyError(f"{source}: override {key!r}: needs an index < {len(node)}")
         node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"{source}: override {key!r}: the parent is not a table")
+        raise ConfigKeyError(f"{source}: override {key!r}: the parent is not a table")
 
 
 @dataclass(frozen=True)
@@ -120,15 +122,18 @@ class Point:
         trace: the trace path as the user gave it (workers open it; it must be on a shared filesystem).
         config: a VM preset name or a config TOML path.
         overrides: ``(dotted key, value)`` pairs in grid order; ``cpu`` is the CPU override.
+        trace_id: the trace's identity for :meth:`key` (:func:`trace_key`; ``""``: the path as given).
     """
 
     trace: str
     config: str
     overrides: tuple[tuple[str, Any], ...] = ()
+    trace_id: str = ""
 
     def key(self) -> str:
         """A stable 20-hex-digit hash of the parameters (names the point's part file)."""
-        doc = json.dumps([self.trace, self.config, [[k, v] for k, v in self.overrides]], sort_keys=True)
+        doc = json.dumps([self.trace_id or self.trace, self.config, [[k, v] for k, v in self.overrides]],
+                         sort_keys=True)
         return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
     def describe(self) -> str:
@@ -152,14 +157,71 @@ class Point:
         return parse_config(raw, source=source, cpu=cpu)
 
 
+def trace_key(trace: str | Path) -> str:
+    """The identity part keys use: ``sha256:<hex>`` of the trace file's bytes (the resolved path if unreadable).
+
+    Hashing reads the file once on the driver (each worker hashes it again for the run's provenance);
+    a store file written by a deterministic ingest hashes the same after a re-ingest.
+    """
+    from memmodel.trace.source import file_sha256
+
+    try:
+        return "sha256:" + file_sha256(trace)["sha256"]
+    except OSError:
+        return "path:" + os.path.realpath(trace)
+
+
 def build_points(traces: Sequence[str | Path], configs: Sequence[str | Path],
                  grid: Mapping[str, Sequence[Any]] | None = None) -> list[Point]:
-    """The cross product in deterministic order: trace-major, then config, then grid values as given."""
+    """The cross product in deterministic order: trace-major, then config, then grid values as given.
+
+    Each point carries its trace's identity (:func:`trace_key`) so that part keys do not depend on
+    how the trace path was spelt.
+    """
     grid = dict(grid or {})
     keys = list(grid)
     combos = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
-    return [Point(str(t), str(c), tuple(zip(keys, combo, strict=True)))
+    ids = {str(t): trace_key(t) for t in traces}
+    return [Point(str(t), str(c), tuple(zip(keys, combo, strict=True)), ids[str(t)])
             for t in traces for c in configs for combo in combos]
+
+
+def validate_points(points: Sequence[Point]) -> None:
+    """Resolve every distinct (config, overrides) before any point runs: a key that does not exist
+    (a misspelt ``--grid`` key, an index past an array's end) stops the sweep at once.
+
+    Invalid *values* (``guest.levels=3``) are left to the points, which report them as failures with
+    their parameters while the other points run.
+
+    Raises:
+        SweepError: naming the config, the key and the allowed keys.
+    """
+    import copy
+
+    from memmodel.config.load import load_raw, parse_config
+
+    raws: dict[str, tuple[dict[str, Any], str]] = {}
+    seen: set[str] = set()
+    for p in points:
+        sig = json.dumps([p.config, [[k, v] for k, v in p.overrides]], sort_keys=True, default=str)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        try:
+            if p.config not in raws:
+                raws[p.config] = load_raw(p.config)
+            raw, source = copy.deepcopy(raws[p.config][0]), raws[p.config][1]
+            cpu: str | None = None
+            for k, v in p.overrides:
+                if k == "cpu":
+                    cpu = v if isinstance(v, str) else None
+                else:
+                    apply_override(raw, k, v, source)
+            parse_config(raw, source=source, cpu=cpu)
+        except ConfigKeyError as exc:
+            raise SweepError(f"{exc} (a --grid key or config key that does not exist; no point was run)") from None
+        except ConfigError:
+            continue  # a bad value: that point fails alone, with its parameters
 
 
 # ================================ the worker ========================================================
@@ -196,13 +258,19 @@ def run_point_safe(point: Point, window: int = 10_000) -> tuple[bool, Any]:
 
 
 # ================================ schema and parts ==================================================
-def _grid_dtype(values: Sequence[Any]) -> Any:
+def _grid_dtype(values: Sequence[Any], key: str = "") -> Any:
     import polars as pl
 
     if all(isinstance(v, bool) for v in values):
         return pl.Boolean
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return pl.Int64
+        # seeds are unsigned 64-bit everywhere (config: 0 <= seed < 2^64); other ints as Int64 unless
+        # a value needs the unsigned range
+        if (key.endswith(".seed") or any(v >= 1 << 63 for v in values)) and all(0 <= v < 1 << 64 for v in values):
+            return pl.UInt64
+        if all(-(1 << 63) <= v < 1 << 63 for v in values):
+            return pl.Int64
+        return pl.String
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return pl.Float64
     return pl.String
@@ -220,12 +288,16 @@ def result_schema(grid_keys: Sequence[str], points: Sequence[Point]) -> dict[str
         fixed[k] = pl.Float64 if "_index_" in k else pl.Int64
     for k in _derived_names():
         fixed[k] = pl.Float64
+    from memmodel.analysis.api import ESTIMATE_COLUMNS
+
+    for k in ESTIMATE_COLUMNS:  # estimated seconds (each point's cost model), after the exact columns
+        fixed[k] = pl.Float64
     for key in grid_keys:  # grid columns right after trace/config, in grid order
         if key in fixed:  # e.g. cpu: the resolved value is the override
             schema[key] = fixed.pop(key)
         elif key not in schema:
             values = [v for p in points for k, v in p.overrides if k == key]
-            schema[key] = _grid_dtype(values)
+            schema[key] = _grid_dtype(values, key)
     schema.update(fixed)
     return schema
 
@@ -262,10 +334,11 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp, statistics=True)
-    os.replace(tmp, path)
+def _write_atomic(frame: pl.DataFrame, path: Path, what: str = "sweep table") -> None:
+    from memmodel.io import atomic_output
+
+    with atomic_output(path, what) as tmp:
+        frame.write_parquet(tmp, statistics=True)
 
 
 def _write_part(row: Mapping[str, Any], path: Path) -> None:
@@ -273,7 +346,7 @@ def _write_part(row: Mapping[str, Any], path: Path) -> None:
     import polars as pl
 
     frame = pl.DataFrame({"row": [json.dumps(row, sort_keys=False)]}, schema={"row": pl.String})
-    _write_atomic(frame, path)
+    _write_atomic(frame, path, "sweep part")
 
 
 def _read_part(path: Path) -> dict[str, Any]:
@@ -336,7 +409,13 @@ def sweep(
     """
     if grid_keys is None:
         grid_keys = list(dict.fromkeys(k for p in points for k, _ in p.overrides))
+    validate_points(points)  # a misspelt key stops the sweep before any point runs
     schema = result_schema(grid_keys, points)
+    # every grid value must fit its column now, not after hours of replays when the table is built
+    try:
+        rows_to_frame([dict(p.overrides) for p in points], {k: schema[k] for k in grid_keys if k in schema})
+    except Exception as err:
+        raise SweepError(f"the grid values do not fit one table column each: {err}") from None
     out_path = Path(out) if out is not None else None
     pdir = parts_dir(out_path) if out_path is not None else None
     if pdir is not None:
@@ -348,7 +427,9 @@ def sweep(
     done = 0
     for i, p in enumerate(points):
         if pdir is not None and (pdir / f"{p.key()}.parquet").is_file():
-            rows[i] = _read_part(pdir / f"{p.key()}.parquet")
+            row = _read_part(pdir / f"{p.key()}.parquet")
+            row.update(trace=p.trace, config=p.config)  # the part may come from another spelling of the path
+            rows[i] = row
             done += 1
         else:
             todo.append(i)
@@ -422,8 +503,17 @@ def make_executor(engine: str = "local", workers: int | None = None, scheduler: 
 
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=worker_init, initargs=(os.getpid(),))
+        try:
             yield pool
+        except BaseException:
+            # Ctrl-C or an error on the driver: drop the queued points and stop the running ones now
+            # (a plain shutdown would first run every queued point)
+            procs = _workers(pool)  # shutdown forgets them
+            pool.shutdown(wait=False, cancel_futures=True)
+            _terminate(procs)
+            raise
+        pool.shutdown(wait=True)
         return
     _need_dist()
     from distributed import Client, LocalCluster
@@ -443,6 +533,75 @@ def make_executor(engine: str = "local", workers: int | None = None, scheduler: 
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         yield client.get_executor()
+
+
+def worker_init(driver_pid: int) -> None:
+    """Initializer of local pool workers: they exit with their driver, and leave Ctrl-C to it.
+
+    * SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group; the driver stops the
+      workers itself and prints one line (the workers would print a traceback each).
+    * On Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` kills the worker when its parent exits (the
+      forkserver, which exits with the driver, or the driver itself with ``spawn``).
+    * A watchdog thread checks every second that the driver still lives (not a zombie) and exits the
+      worker otherwise: the portable net under ``kill -9`` of the driver.
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog still covers it
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if not _alive(driver_pid):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="memmodel-driver-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed driver not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def _workers(pool: Any) -> list[Any]:
+    """The worker processes of a ``ProcessPoolExecutor`` (its private ``_processes`` map)."""
+    procs = getattr(pool, "_processes", None)
+    return list(procs.values()) if isinstance(procs, dict) else []
+
+
+def _terminate(procs: list[Any]) -> None:
+    """Stop worker processes at once (SIGTERM, then SIGKILL after 2 s)."""
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
 
 
 def slurm_options(queue: str | None = None, account: str | None = None, cores: int = 4, processes: int | None = None,

@@ -5,15 +5,23 @@ Heavy modules (polars, plotly, numba) are imported inside the command bodies.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from memmodel.cli import app
-from memmodel.cli.common import UserError, check_traces_exist, emit_json, stdout_is_terminal, user_errors
+from memmodel.cli.common import (
+    UserError,
+    check_outputs,
+    check_traces_exist,
+    emit_json,
+    stdout_is_terminal,
+    user_errors,
+)
 
-_DEFAULT_CONFIGS = ("native-thp", "baseline-4k", "baseline-thp", "memctl-4k", "memctl-2m")
+_DEFAULT_CONFIGS = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k", "memctl-2m")
 
 
 @app.command()
@@ -35,29 +43,165 @@ def compare(
     mrc: bool = typer.Option(
         False, "--mrc", help="Add TLB miss-ratio curves (one LRU array at every capacity) to the report."
     ),
+    allow_sampled: bool = typer.Option(
+        False, "--allow-sampled", help="Compare sampled traces (perf mem) too, every number labelled 'replay of "
+        "samples, not an estimate of the program' (for estimates: `memmodel estimate`)."),
+    cost: Path | None = typer.Option(
+        None, "--cost", metavar="FILE", help="A TOML file with a \\[cost] table (e.g. from `memmodel calibrate`) "
+        "applied to every config; its keys win over the configs' own."),
+    fragmentation: str = typer.Option(
+        "0,0.9,0.99", "--fragmentation", metavar="F,F,...",
+        help="Host fragmentation values of the study 'and when the host is fragmented?': the memctl configs "
+        "with 2M host pages and their baselines are replayed again at each f on a bounded host share (twice "
+        "what they needed, whole GiB). 'none' skips the study."),
 ) -> None:
-    """Replay traces through baseline and memctl configs side by side: TLB, walks, faults, zeroing, estimated costs."""
-    with user_errors():
+    """Replay traces through baseline and memctl configs side by side: TLB, walks, faults, zeroing, estimated costs.
+
+    Prints one quotable sentence per memctl config against the baseline its preset declares
+    (memctl-2m vs baseline-thp, memctl-4k vs baseline-4k), then the side-by-side tables.
+    """
+    with user_errors() as act:
         from memmodel.analysis.compare import runs_to_compare_json
-        from memmodel.cli.engine_cmds import _run_with_progress
+        from memmodel.cli.engine_cmds import _run_with_progress, label_sampled_json, sampled_traces
 
         configs = list(config) if config else list(_DEFAULT_CONFIGS)
-        check_traces_exist(traces)
+        check_traces_exist(traces, "compare")
         _check_baseline(baseline, configs)
-        runs = _run_with_progress(traces, configs, cpu, window)
+        if mrc and report is None:
+            raise UserError("--mrc adds curves to the HTML report: give --report too")
+        check_outputs(json_out, what="JSON results")
+        check_outputs(report, what="HTML report")
+        _refuse_empty_stores(traces)
+        fractions = parse_fractions(fragmentation)
+        if cost is not None:
+            from memmodel.analysis.costs import read_cost_file
+
+            read_cost_file(cost)  # a bad cost file fails before the replay
+        first_run_notice(traces, mrc)
+        runs = _run_with_progress(traces, configs, cpu, window, allow_sampled, cost=cost)
+        _refuse_zero_translations(runs)
         _check_baseline(baseline, [r.config.name for r in runs])
+        runs = runs + _study(traces, runs, fractions, window)
         if json_out is not None:
-            emit_json(runs_to_compare_json(runs), json_out, len(runs))
+            emit_json(label_sampled_json(runs_to_compare_json(runs), runs), json_out, len(runs))
+            if json_out != "-":
+                act.kept = f"{json_out} was written" + (f"; {report} was not" if report is not None else "")
         if json_out != "-":
-            print_compare_table(runs, baseline)
+            from memmodel.analysis.api import SAMPLED_LABEL
+
+            for name in sorted(sampled_traces(runs)):
+                typer.echo(f"{name}: every number below is a {SAMPLED_LABEL}", err=True)
+            print_summary(runs, baseline)
+            print_compare_table([r for r in runs if "fragmentation" not in r.extra], baseline)
         if mrc and report is None:
             raise UserError("--mrc adds curves to the HTML report: give --report too")
         if report is not None:
-            from memmodel.report.html import write_report
+            from memmodel.io import write_text
+            from memmodel.report.html import build_report
 
             extra = _mrc_sections(traces, [r.config for r in runs[: len(runs) // len(traces)]]) if mrc else []
-            write_report(runs, report, baseline=baseline, extra_figures=extra)
+            write_text(report, build_report(runs, baseline, None, extra), "HTML report")
             typer.echo(f"wrote report to {report}", err=True)
+
+
+def parse_fractions(text: str) -> list[float]:
+    """``--fragmentation 0,0.9,0.99`` -> [0.0, 0.9, 0.99]; ``none`` (or empty) -> [] (no study)."""
+    if text.strip().lower() in ("", "none", "off"):
+        return []
+    out = []
+    for part in text.split(","):
+        try:
+            f = float(part)
+        except ValueError:
+            raise UserError(f"--fragmentation: {part.strip()!r} is not a number; expected values in [0, 1) "
+                            "separated by commas, e.g. 0,0.9,0.99, or 'none'") from None
+        if not 0.0 <= f < 1.0:
+            raise UserError(f"--fragmentation: {f:g} is outside [0, 1) (the share of the host's 2 MiB blocks "
+                            "broken)")
+        out.append(f)
+    return list(dict.fromkeys(out))
+
+
+def _study(traces: list[Path], runs: list, fractions: list[float], window: int) -> list:
+    """The fragmentation-study runs of every trace (none without fractions or a pair with 2M host pages)."""
+    if not fractions:
+        return []
+    from memmodel.analysis.compare import fragmentation_study
+
+    out: list = []
+    for t in traces:
+        mine = [r for r in runs if r.trace == str(t)]
+        out += fragmentation_study(str(t), mine, fractions, window=window)
+    return out
+
+
+def first_run_notice(traces: list[Path], mrc: bool = False) -> None:
+    """One line on stderr before numba compiles the lackey reader (or the curves) on a first run.
+
+    Compiled code is cached next to the modules; the check only looks for the cache index of the
+    entry function (newer than its source), so it costs a stat or two and never compiles anything.
+    """
+    from memmodel.trace.store import is_parquet
+
+    want = []
+    if any(not is_parquet(t) for t in traces):
+        want.append(("memmodel.trace.lackey", "_scan", "the lackey reader"))
+    if mrc:
+        want.append(("memmodel.analysis.mrc", "_fenwick_distances", "the miss-ratio curves"))
+    missing = [what for mod, fn, what in want if not _numba_cached(mod, fn)]
+    if missing:
+        typer.echo(f"compiling {' and '.join(missing)} (first run only, about 20 s)...", err=True)
+
+
+def _numba_cached(module: str, function: str) -> bool:
+    import importlib
+    import os
+
+    try:
+        mod = importlib.import_module(module)
+        index = getattr(mod, function)._cache._cache_file._index_path
+        return bool(os.stat(index).st_mtime >= os.stat(str(mod.__file__)).st_mtime)
+    except (AttributeError, OSError, ImportError):
+        return True  # not a cached numba function (or an unknown numba): say nothing
+
+
+def print_summary(runs: list, baseline: str) -> None:
+    """The quotable sentences first: each memctl config against its declared baseline, per trace."""
+    from memmodel.analysis.compare import pairings, summary_sentence
+
+    main = [r for r in runs if "fragmentation" not in r.extra]
+    for p in pairings(main):
+        typer.echo(summary_sentence(p))
+    study = [r for r in runs if "fragmentation" in r.extra]
+    if study:
+        top = max(r.extra["fragmentation"] for r in study)
+        for p in pairings(study):
+            if p.memctl.extra["fragmentation"] == top:
+                gib = int(p.memctl.extra["host_memory"]) >> 30
+                s = summary_sentence(p).replace(p.memctl.config.name, str(p.memctl.extra["base_config"]), 1)
+                s = s.replace(p.baseline.config.name, str(p.baseline.extra["base_config"]), 1)
+                typer.echo(f"When the host is fragmented (f = {top:g}, {gib} GiB host share): {s}")
+    typer.echo("")
+
+
+def _refuse_empty_stores(traces: list[Path]) -> None:
+    """Refuse, before any replay, a store file whose metadata says it has no L/S/M record."""
+    from memmodel.trace.store import is_parquet, read_metadata
+
+    for t in traces:
+        if not is_parquet(t):
+            continue
+        by_kind = (read_metadata(t).get("accounting") or {}).get("by_kind") or {}
+        if by_kind and sum(int(by_kind.get(k, 0)) for k in "LSM") == 0:
+            raise UserError(f"{t}: the trace has no L/S/M record (0 translations): nothing to compare")
+
+
+def _refuse_zero_translations(runs: list) -> None:
+    from memmodel.cli.engine_cmds import zero_translation_warning
+
+    for r in runs:
+        if int(r.result.counters.get("accesses", 0) or 0) == 0:
+            raise UserError(f"{zero_translation_warning(r.trace)}; nothing to compare")
 
 
 def _mrc_sections(traces: list[Path], configs: list[Any]) -> list[tuple[str, str, Any]]:
@@ -92,13 +236,15 @@ def report_cmd(
     """Write the self-contained HTML report of saved results (no replay)."""
     with user_errors():
         from memmodel.analysis.compare import runs_from_json
-        from memmodel.report.html import write_report
+        from memmodel.io import write_text
+        from memmodel.report.html import build_report
 
         if not results.is_file():
             raise UserError(f"{results}: no such file")
+        check_outputs(output, what="HTML report")
         runs = runs_from_json(results)
         _check_baseline(baseline, [r.config.name for r in runs])
-        write_report(runs, output, baseline=baseline, title=title)
+        write_text(output, build_report(runs, baseline, title), "HTML report")
         typer.echo(f"wrote report to {output}", err=True)
 
 
@@ -117,6 +263,7 @@ def calibrate(
 
         if touch_mib % 2:
             raise UserError("--touch-mib must be even (whole 2 MiB pages)")
+        check_outputs(output, what="cost table")  # before minutes of measuring
         kwargs: dict[str, Any] = {"repeats": repeats, "big_bytes": size_mib << 20, "touch_bytes": touch_mib << 20}
         if stdout_is_terminal():
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -131,43 +278,59 @@ def calibrate(
         if output is None:
             typer.echo(text, nl=False)
         else:
-            output.write_text(text)
+            from memmodel.io import write_text
+
+            write_text(output, text, "cost table")
             typer.echo(f"wrote {output}", err=True)
 
 
 def print_compare_table(runs: list, baseline: str) -> None:
-    """Print the comparison (metrics x configs, each with its ratio to ``baseline``) as rich tables."""
+    """Print the comparison (metrics x configs) as rich tables, one per trace.
+
+    Under a memctl config, the small print is its change against the baseline it declares. On a
+    terminal the table fits the window (cells wrap); otherwise (a file, a pipe) it keeps its natural
+    width, so no line is broken in the middle of a number.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from memmodel.analysis.compare import METRICS, compare_runs
-    from memmodel.report.html import format_bytes, format_seconds
+    from memmodel.analysis.compare import METRICS, compare_runs, format_change
+    from memmodel.report.html import fmt_value, no_host
 
     df = compare_runs(runs, baseline=baseline)
-    console = Console()
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for row in df.iter_rows(named=True):
         by_trace.setdefault(row["trace"], []).append(row)
+    tables = []
     for trace, rows in by_trace.items():
-        table = Table(title=f"{trace}: side by side (×r = ratio to {baseline}; est. = ESTIMATE)", title_justify="left")
-        table.add_column("metric")
+        table = Table(title=f"{trace}: side by side (small print: change vs the declared baseline; est. = ESTIMATE)",
+                      title_justify="left")
+        table.add_column("metric", no_wrap=not stdout_is_terminal())
         for r in rows:
-            table.add_column(r["config"] + (" (base)" if r["config"] == baseline else ""), justify="right")
+            head = r["config"] + (f"\n[dim]vs {r['paired_with']}[/dim]" if r["paired_with"] else "")
+            table.add_column(head, justify="right")
         for col, label, unit, kind in METRICS:
+            if all(r[col] is None for r in rows):
+                continue
             cells = []
             for r in rows:
-                v = r[col]
-                if v is None:
-                    cells.append("—")
-                    continue
-                s = {"rate": f"{v:.2%}", "int": f"{int(v):,}", "bytes": format_bytes(float(v)),
-                     "index": f"{v:.4f}", "s": format_seconds(float(v))}.get(kind, f"{v:.3f}")
-                ratio = r.get(f"{col}_vs_base")
-                if ratio is not None and r["config"] != baseline:
-                    s += f" [dim]×{ratio:.3g}[/dim]"
+                v = None if no_host(r, col) else r[col]
+                s = fmt_value(v, kind)
+                pv = next((p[col] for p in rows if p["config"] == r["paired_with"]), None) if r["paired_with"] \
+                    else None
+                if v is not None and pv is not None and kind not in ("rate", "index", "float") and (pv or v == pv):
+                    s += f" [dim]{format_change(float(v), float(pv))}[/dim]"
                 cells.append(s)
-            name = f"[yellow]{label}[/yellow]" if kind == "s" else label
+            name = f"[yellow]{label}[/yellow]" if kind in ("s", "ns") else label
             if col == "est_guest_zero_s":
                 table.add_section()
             table.add_row(f"{name} [dim]({unit})[/dim]", *cells)
-        console.print(table)
+        tables.append(table)
+    if stdout_is_terminal():
+        console = Console()
+    else:
+        probe = Console(width=10_000, file=io.StringIO())
+        width = max((probe.measure(t).maximum for t in tables), default=80)
+        console = Console(width=max(width, 80), no_color=True)
+    for t in tables:
+        console.print(t)

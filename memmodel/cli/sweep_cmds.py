@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from memmodel.cli import app
-from memmodel.cli.common import UserError, stdout_is_terminal, user_errors
+from memmodel.cli.common import UserError, check_outputs, check_traces_exist, stdout_is_terminal, user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from memmodel.analysis.sweep import Failure, SweepResult
@@ -52,26 +52,31 @@ def mrc(
 ) -> None:
     """Miss counts of an LRU TLB array at every capacity, in one pass (per-set Mattson stack distances)."""
     with user_errors():
-        if not trace.is_file():
-            raise UserError(f"{trace}: no such trace file")
+        check_traces_exist([trace], "mrc")
         if level is not None and level not in ("l1", "l2"):
             raise UserError(f"--level {level!r}: allowed values: l1, l2")
         if out is not None and out.suffix not in (".parquet", ".json"):
             raise UserError(f"-o {out}: the file must end in .parquet or .json")
+        check_outputs(out, what="curves")
+        check_outputs(html, what="figure")
         want = _parse_sizes(sizes)
         from memmodel.analysis.mrc import miss_ratio_curves
 
         frame = miss_ratio_curves(str(trace), config, level=level, sets=sets, sizes=want, cpu=cpu)
+        from memmodel.io import atomic_output, write_text
+
         if out is not None:
             if out.suffix == ".parquet":
-                frame.write_parquet(out)
+                with atomic_output(out, "curves") as tmp:
+                    frame.write_parquet(tmp)
             else:
-                out.write_text(frame.write_json())
+                write_text(out, frame.write_json() + "\n", "curves")  # JSON ends with a newline
             typer.echo(f"wrote {frame.height} curve points to {out}", err=True)
         if html is not None:
             from memmodel.report.mrc_figure import mrc_figure
 
-            mrc_figure(frame).write_html(html, include_plotlyjs=True, full_html=True)
+            with atomic_output(html, "figure") as tmp:
+                mrc_figure(frame).write_html(tmp, include_plotlyjs=True, full_html=True)
             typer.echo(f"wrote the figure to {html}", err=True)
         from rich.console import Console
         from rich.table import Table
@@ -82,7 +87,8 @@ def mrc(
             table.add_column(col, justify="left" if col in ("array", "page_sizes") else "right")
         for r in frame.iter_rows(named=True):
             table.add_row(r["array"], r["page_sizes"], str(r["sets"]), str(r["ways"]), f"{r['entries']:,}",
-                          f"{r['misses']:,}", f"{r['miss_ratio']:.4f}")
+                          f"{r['misses']:,}",
+                          f"{r['miss_ratio']:.4f}" if r["accesses"] else "—")  # no translations: nothing to measure
         Console().print(table)
 
 
@@ -110,10 +116,26 @@ def sweep(
     slurm_prologue: list[str] = typer.Option([], "--slurm-prologue",
                                              help="Shell line run before the workers (repeatable)."),
     slurm_python: str | None = typer.Option(None, "--slurm-python", help="Python executable on the nodes."),
+    cost: Path | None = typer.Option(
+        None, "--cost", metavar="FILE", help="A TOML file with a \\[cost] table (e.g. from `memmodel calibrate`) "
+        "applied to every point; it changes only the est_* columns."),
 ) -> None:
-    """Run the cross product traces x configs x grid values; one exact result row per point."""
-    with user_errors():
-        from memmodel.analysis.sweep import ENGINES, SweepError, build_points, make_executor, parse_grid, sweep
+    """Run the cross product traces x configs x grid values; one exact result row per point.
+
+    The result table holds every counter exactly, derived rates, and the estimated seconds
+    (``est_*``, with each config's cost model or ``--cost FILE``); a summary table is printed.
+    """
+    with user_errors() as act:
+        from memmodel.analysis.sweep import (
+            ENGINES,
+            SweepError,
+            build_points,
+            make_executor,
+            parse_grid,
+            parts_dir,
+            sweep,
+            validate_points,
+        )
 
         slurm = {"queue": slurm_queue, "account": slurm_account, "cores": slurm_cores, "memory": slurm_memory,
                  "walltime": slurm_walltime, "prologue": slurm_prologue, "python": slurm_python}
@@ -130,11 +152,18 @@ def sweep(
                 raise UserError("--scheduler needs --engine dask")
             if out.suffix != ".parquet":
                 raise UserError(f"-o {out}: the result table must end in .parquet")
-            for t in traces:
-                if not t.is_file():
-                    raise UserError(f"{t}: no such trace file")
+            check_traces_exist(traces, "sweep")  # workers open traces by path: a pipe cannot be shared
+            check_outputs(out, what="sweep table")
             g = parse_grid(grid)
             points = build_points([str(t) for t in traces], config, g)
+            if cost is not None:
+                points = with_cost_overrides(points, cost)
+            validate_points(points)  # a misspelt --grid key stops here, before any worker starts
+            pdir = parts_dir(out)
+            act.doing = f"memmodel sweep of {len(points)} point(s)"
+            act.kept = lambda: (f"{sum(1 for _ in pdir.glob('*.parquet')) if pdir.is_dir() else 0} finished "
+                                f"point(s) are kept in {pdir}/ and reused by a re-run of the same command; "
+                                f"{out} was not written")
 
             def report(f: Failure) -> None:
                 typer.echo(f"failed: {f.point.describe()}: {f.error}", err=True)
@@ -149,9 +178,63 @@ def sweep(
             f"{len(result.failures)} failed)",
             err=True,
         )
+        print_sweep_summary(result.frame, list(g))
         if result.failures:
             typer.echo("re-run the same command to retry the failed points; finished ones are kept", err=True)
             raise typer.Exit(1)
+
+
+def with_cost_overrides(points: list[Any], cost_file: Path) -> list[Any]:
+    """Every point with the ``[cost]`` keys of ``cost_file`` as extra overrides (``cost.KEY``).
+
+    The keys become part of each point's identity, so parts computed with other costs are not reused.
+    """
+    import dataclasses
+
+    from memmodel.analysis.costs import read_cost_file
+
+    table = read_cost_file(cost_file)
+    extra = tuple((f"cost.{k}", v) for k, v in sorted(table.items()))
+    return [dataclasses.replace(p, overrides=tuple(p.overrides) + extra) for p in points]
+
+
+#: Columns of the printed sweep summary: (column, header, format kind of memmodel.report.html.fmt_value).
+SUMMARY_COLUMNS = (("walk_loads", "walk loads", "int"), ("walks", "walks", "int"),
+                   ("loads_per_walk", "loads/walk", "float"), ("host_faults", "host faults", "int"),
+                   ("guest_zeroed_bytes", "guest zeroed", "bytes"), ("host_zeroed_bytes", "host zeroed", "bytes"),
+                   ("est_setup_s", "est. set-up", "s"), ("est_walk_s", "est. walks", "s"))
+
+
+def print_sweep_summary(frame: Any, grid_keys: list[str]) -> None:
+    """One line per finished point: trace, config, grid values, the headline counters and estimates.
+
+    On a terminal the table fits the window; otherwise it keeps its natural width (no broken lines).
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from memmodel.report.html import fmt_value
+
+    if frame.height == 0:
+        return
+    table = Table(title=f"sweep: {frame.height} point(s) (est. = ESTIMATE)", title_justify="left")
+    table.add_column("trace")
+    table.add_column("config")
+    for k in grid_keys:
+        table.add_column(k, justify="right")
+    cols = [c for c in SUMMARY_COLUMNS if c[0] in frame.columns]
+    for _c, head, _k in cols:
+        table.add_column(head, justify="right")
+    for row in frame.iter_rows(named=True):
+        table.add_row(Path(row["trace"]).name, str(row["config_name"] or row["config"]),
+                      *(str(row[k]) for k in grid_keys), *(fmt_value(row[c], kind) for c, _h, kind in cols))
+    if stdout_is_terminal():
+        Console().print(table)
+    else:
+        width = Console(width=10_000, file=io.StringIO()).measure(table).maximum
+        Console(width=max(width, 80), no_color=True).print(table)
 
 
 def _run_with_progress(sweep_fn: Callable[..., SweepResult], points: list[Any], ex: Any, out: Path,

@@ -13,7 +13,14 @@ from typing import Any
 import typer
 
 from memmodel.cli import app
-from memmodel.cli.common import UserError, stdout_is_terminal, user_errors
+from memmodel.cli.common import (
+    UserError,
+    check_outputs,
+    check_traces_exist,
+    input_kind,
+    stdout_is_terminal,
+    user_errors,
+)
 
 _FORMAT_HELP = "Input format: lackey, perf-mem-raw or perf-script (default: detected from the content)."
 
@@ -21,6 +28,14 @@ _FORMAT_HELP = "Input format: lackey, perf-mem-raw or perf-script (default: dete
 def _check_format(fmt: str | None) -> None:
     if fmt is not None and fmt not in ("lackey", "perf-mem-raw", "perf-script"):
         raise UserError(f"--format {fmt!r}: expected one of lackey, perf-mem-raw, perf-script")
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes as an exact count and in binary units (GiB / MiB / KiB)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n:,} ({n / (1 << shift):,.1f} {unit})"
+    return f"{n:,}"
 
 
 def _print_summary(d: dict[str, Any]) -> None:
@@ -34,7 +49,9 @@ def _print_summary(d: dict[str, Any]) -> None:
     t.add_row("lines read", f"{d['lines']:,}")
     t.add_row("records", f"{d['records']:,}")
     for k, v in d["by_kind"].items():
-        t.add_row(f"  {k}", f"{v:,}")
+        t.add_row(f"  {k}" + ("  (unmaps)" if k == "U" else ""), f"{v:,}")
+    if d.get("unmaps"):
+        t.add_row("unmapped bytes (4 KiB-rounded ranges)", _bytes(d["unmapped_bytes"]))
     for k, v in sorted(d["non_records"].items()):
         t.add_row(f"non-record: {k}", f"{v:,}")
     for k, v in sorted(d["skipped"].items()):
@@ -66,11 +83,15 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Parse raw traces (concatenated in order) into one Parquet store file; print the line accounting."""
-    with user_errors():
+    with user_errors(f"memmodel ingest into {out}", f"{out} was not written (no partial file)"):
         _check_format(format)
         for p in inputs:
-            if not p.is_file():
+            kind = input_kind(p)  # pipes (FIFO, /dev/fd/N of `<(cmd)`) are streamed: read once, in order
+            if kind == "missing":
                 raise UserError(f"{p}: no such file")
+            if kind == "dir":
+                raise UserError(f"{p}: is a directory, not a trace file")
+        check_outputs(out, what="trace store")
         from memmodel.trace.store import ingest
 
         s = ingest(list(inputs), out, format=format, skip_bad=skip_bad, progress=stdout_is_terminal())
@@ -88,8 +109,7 @@ def info_cmd(
 ) -> None:
     """Records by kind, distinct 4K/2M/1G pages touched, address span and footprint of a trace."""
     with user_errors():
-        if not trace.is_file():
-            raise UserError(f"{trace}: no such file")
+        check_traces_exist([trace], "info")
         from memmodel.trace.info import trace_info
 
         if stdout_is_terminal() and not as_json:
@@ -112,7 +132,8 @@ def info_cmd(
         t.add_column("value", justify="right")
         t.add_row("records", f"{d['records']:,}")
         for k, v in d["by_kind"].items():
-            t.add_row(f"  {k}", f"{v:,}")
+            t.add_row(f"  {k}" + ("  (unmaps)" if k == "U" else ""), f"{v:,}")
+        t.add_row("unmapped bytes (4 KiB-rounded ranges)", _bytes(d["unmapped_bytes"]))
         for k in ("4K", "2M", "1G"):
             pages = f"{d['pages']['data'][k]:,} / {d['pages']['all'][k]:,}"
             t.add_row(f"distinct {k} pages (data / incl. instr)", pages)
@@ -128,16 +149,23 @@ def info_cmd(
 @app.command(
     "record",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[OPTIONS] -- CMD [ARGS]...",
 )
 def record_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(..., "-o", "--out", help="Parquet store file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (client stdout goes to stderr)."),
+    no_syscalls: bool = typer.Option(
+        False, "--no-syscalls",
+        help="Do not trace syscalls (no --trace-syscalls=yes): the trace then has no U (unmap) records.",
+    ),
 ) -> None:
     """Run CMD under valgrind lackey and ingest its trace as it is produced: memmodel record -o T.parquet -- CMD ARGS.
 
-    The trace travels through a dedicated pipe (--log-fd), never a temporary text file, and the
-    client's own stdout never mixes into it. Exits with the client's exit code when it is non-zero.
+    Valgrind runs with --tool=lackey --trace-mem=yes --trace-syscalls=yes, so munmap, madvise
+    (DONTNEED/FREE/REMOVE), brk shrinks and mremap moves/shrinks become U (unmap) records. The trace
+    travels through a dedicated pipe (--log-fd), never a temporary text file, and the client's own
+    stdout never mixes into it. Exits with the client's exit code when it is non-zero.
     """
     with user_errors():
         argv = list(ctx.args)
@@ -145,6 +173,7 @@ def record_cmd(
             argv = argv[1:]
         if not argv:
             raise UserError("no command given: memmodel record -o OUT.parquet -- CMD ARGS...")
+        check_outputs(out, what="trace store")  # before the client runs
         import os
         import shutil
         import subprocess
@@ -158,7 +187,8 @@ def record_cmd(
         from memmodel.trace.store import ingest
 
         r, w = os.pipe()
-        cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", f"--log-fd={w}", *argv]
+        syscalls = [] if no_syscalls else ["--trace-syscalls=yes"]
+        cmd = [valgrind, "--tool=lackey", "--trace-mem=yes", *syscalls, f"--log-fd={w}", *argv]
         try:
             proc = subprocess.Popen(cmd, pass_fds=(w,), stdout=2 if as_json else None)
         except OSError as exc:

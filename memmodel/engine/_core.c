@@ -1018,6 +1018,15 @@ static void empty_list(Engine *e, const int *ids, int n) {
 
 static void event_boundary(Engine *e) { e->last_counter = -1; }
 
+/* A release changed a mapping or a backing: every cached slot becomes stale. The generation is 32-bit;
+ * at its wrap every slot is marked stale by hand so that an old generation can never pass as current. */
+static void bump_gen(Engine *e) {
+    if (++e->gen == 0) {
+        for (int64_t i = 0; i < e->slots.cap; i++) e->slots.e[i].gen = 0;
+        e->gen = 1;
+    }
+}
+
 /* Guest-initiated invalidation of [p, q) after a release that split or freed something. */
 static void guest_invalidate(Engine *e, u128 p, u128 q) {
     u128 pages = (q - p) >> 12;
@@ -1262,14 +1271,14 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
         st = guest_range(e, &cx);
         if (st) return st;
         if (cx.changed) {
-            e->gen++;
+            bump_gen(e);
             guest_invalidate(e, p, q);
         }
     } else {
         st = guest_range(e, &cx);
         if (st) return st;
         if (cx.host_changed) {
-            e->gen++;
+            bump_gen(e);
             e->C[C_HOST_DISCARDS]++;
             host_flush(e);
         }
@@ -1316,7 +1325,7 @@ static int report_pass(Engine *e) {
     }
     free(blocks);
     if (any) {
-        e->gen++;
+        bump_gen(e);
         host_flush(e);  /* one flush per counted discard; flushing twice leaves the same state */
     }
     return ST_OK;
@@ -1568,7 +1577,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
             uint64_t a = gva[i], sz = size[i];
             if ((st = translate(e, a))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
-            if ((a & 4095) + sz > 4096 && (st = translate(e, a + sz - 1))) break;
+            if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1))) break;
             if ((st = tick(e))) break;
             continue;
         }
@@ -1762,7 +1771,7 @@ static PyObject *core_records_to_runs(PyObject *mod, PyObject *args) {
         if (k == KIND_I) { ins++; continue; }
         if (k > KIND_M) { bad = i; break; }
         uint64_t a = gva[i], sz = size[i];
-        int two = (a & 4095) + sz > 4096;
+        int two = sz > 4096 - (a & 4095);  /* (a mod 4096) + n > 4096, without overflow */
         for (int t = 0; t <= two; t++) {
             int64_t page = (int64_t)((t == 0 ? a : a + sz - 1) >> 12);
             if (page == prev) ct[runs - 1]++;

@@ -31,7 +31,7 @@ def mrc_figure(frame: pl.DataFrame, title: str | None = None, log_x: bool = True
         assoc = "fully assoc." if sets == 1 else f"{sets} sets"
         fig.add_trace(go.Scatter(
             x=[r["entries"] for r in rows],
-            y=[r["miss_ratio"] for r in rows],
+            y=[r["miss_ratio"] if r["accesses"] else None for r in rows],  # no translations: no point
             customdata=[[r["misses"], r["accesses"], r["ways"]] for r in rows],
             mode="lines+markers",
             line={"shape": "hv"},

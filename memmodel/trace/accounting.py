@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memmodel.errors import TraceError
+from memmodel.trace.schema import KIND_NAMES, unmap_range
 
 #: How many individual skipped lines are quoted in the warnings (the rest are only counted).
 MAX_QUOTED_SKIPS = 5
@@ -24,29 +25,51 @@ class Accounting:
     Attributes:
         name: the input's name (path) for messages.
         lines: lines read (a final line without newline counts as a line).
-        by_kind: records per kind letter ``I``/``L``/``S``/``M``.
+        by_kind: records per kind letter ``I``/``L``/``S``/``M``/``U`` (``U``: unmaps, schema v2).
         non_records: known non-record lines by kind (e.g. ``valgrind_message``, ``comment``).
         skipped: lines dropped by reason (e.g. ``bad_line``, ``truncated_last_line``).
         warnings: human-readable warnings (footer mismatch, skipped lines quoted, ...).
         notes: reader-specific facts (e.g. ``records_with_extra_column``).
         footer_guest_instrs: sum of lackey footers' ``guest instrs`` (``None`` if no footer seen).
         footers: number of lackey footers seen.
+        unmapped_bytes: sum over ``U`` records of their 4 KiB-rounded range sizes ``|r|`` (bytes,
+            MODEL.md section 7; the engine's ``unmapped_bytes`` counter for the same trace).
     """
 
     name: str = ""
     lines: int = 0
-    by_kind: dict[str, int] = field(default_factory=lambda: {"I": 0, "L": 0, "S": 0, "M": 0})
+    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KIND_NAMES, 0))
     non_records: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
     footer_guest_instrs: int | None = None
     footers: int = 0
+    unmapped_bytes: int = 0
 
     @property
     def records(self) -> int:
-        """Total records (sum of :attr:`by_kind`)."""
+        """Total records (sum of :attr:`by_kind`, unmaps included: a ``U`` is one stored row)."""
         return sum(self.by_kind.values())
+
+    @property
+    def data_records(self) -> int:
+        """Records that make translations (``L``, ``S``, ``M``)."""
+        return self.by_kind["L"] + self.by_kind["S"] + self.by_kind["M"]
+
+    def unmap(self, gva: int, size: int) -> None:
+        """Count one ``U(gva, size)`` record and its rounded range (see :func:`~memmodel.trace.schema.unmap_range`)."""
+        start, end = unmap_range(gva, size)
+        self.by_kind["U"] += 1
+        self.unmapped_bytes += end - start
+
+    def warn_if_no_translations(self) -> None:
+        """Warn (once) when nothing was read that the model translates: a wrong file or line ends."""
+        if self.data_records == 0:
+            self.warnings.append(
+                f"{self.name}: no L/S/M records: this trace gives 0 translations ({self.lines:,} lines, "
+                f"{self.records:,} records); is it a lackey trace recorded with --trace-mem=yes?"
+            )
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Count ``n`` skipped lines under ``reason``."""
@@ -99,6 +122,7 @@ class Accounting:
         if other.footer_guest_instrs is not None:
             self.footer_guest_instrs = (self.footer_guest_instrs or 0) + other.footer_guest_instrs
         self.footers += other.footers
+        self.unmapped_bytes += other.unmapped_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the counts."""
@@ -107,6 +131,8 @@ class Accounting:
             "lines": self.lines,
             "records": self.records,
             "by_kind": dict(self.by_kind),
+            "unmaps": self.by_kind["U"],
+            "unmapped_bytes": self.unmapped_bytes,
             "non_records": dict(self.non_records),
             "skipped": dict(self.skipped),
             "notes": dict(self.notes),

@@ -1,4 +1,4 @@
-"""Trace summary (``memmodel info``): records by kind, distinct pages touched, address span.
+"""Trace summary (``memmodel info``): records by kind, distinct pages touched, address span, unmaps.
 
 Computed in one streaming pass over :func:`memmodel.trace.store.iter_batches` with numpy: each
 batch's page numbers are reduced with ``np.unique`` and merged into a running sorted set, so
@@ -6,7 +6,10 @@ memory grows with the number of distinct pages, not with the trace length.
 
 Page counting: an access of ``size`` bytes at ``gva`` touches the pages of its first byte
 ``gva`` and of its last byte ``gva + size - 1`` (an access straddling a boundary counts both;
-lackey sizes are at most 512 bytes, so no access spans more than two 4 KiB pages).
+lackey sizes are at most 512 bytes, so no access spans more than two 4 KiB pages). ``U`` (unmap)
+records touch nothing: they are counted in ``unmaps`` and their 4 KiB-rounded ranges summed in
+``unmapped_bytes`` (MODEL.md section 7, the engine's counters of the same names); a page unmapped
+and touched again counts once in the page sets, as in the model's ``touched_bytes``.
 """
 
 from __future__ import annotations
@@ -56,26 +59,33 @@ def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20,
     """Summarize a trace (store Parquet or raw text); ``progress(records_read)`` is called per batch.
 
     Returns:
-        ``{"path", "records", "by_kind": {I,L,S,M}, "pages": {"data": {4K,2M,1G},
+        ``{"path", "records", "by_kind": {I,L,S,M,U}, "unmaps", "unmapped_bytes", "pages": {"data": {4K,2M,1G},
         "all": {4K,2M,1G}}, "data_span": {"min","max","bytes"}, "footprint_bytes":
         {"data", "all"}}``. Page counts are distinct pages; footprints are distinct 4 KiB pages
         times 4096 (bytes); the span is max last byte - min first byte + 1 of data records.
     """
+    from memmodel.trace.schema import KIND_I, KIND_M, KIND_NAMES, KIND_U, unmap_range
     from memmodel.trace.store import iter_batches
 
-    by_kind = np.zeros(4, np.int64)
+    by_kind = np.zeros(len(KIND_NAMES), np.int64)
+    unmapped = 0
     data_sets = {k: _PageSet() for k in PAGE_SHIFTS}
     inst_sets = {k: _PageSet() for k in PAGE_SHIFTS}
     lo: int | None = None
     hi: int | None = None
     for b in iter_batches(path, ("kind", "gva", "size"), batch_rows=batch_rows):
         kind, gva, size = b["kind"], b["gva"], b["size"]
-        by_kind += np.bincount(kind, minlength=4)[:4]
+        by_kind += np.bincount(kind, minlength=len(KIND_NAMES))[: len(KIND_NAMES)]
         if progress is not None:
             progress(int(by_kind.sum()))
+        is_u = kind == KIND_U
+        if is_u.any():  # rare rows: exact Python integers (a length can reach 2^64 - 1)
+            for a, z in zip(gva[is_u].tolist(), size[is_u].tolist(), strict=True):
+                start, end = unmap_range(a, z)
+                unmapped += end - start
         last = gva + (size.astype(np.uint64) - np.uint64(1))
-        is_data = kind != 0
-        for sel, sets in ((is_data, data_sets), (~is_data, inst_sets)):
+        is_data = (kind > KIND_I) & (kind <= KIND_M)
+        for sel, sets in ((is_data, data_sets), (kind == KIND_I, inst_sets)):
             if not sel.any():
                 continue
             g, e = gva[sel], last[sel]
@@ -91,7 +101,9 @@ def trace_info(path: str | os.PathLike[str], batch_rows: int = 1 << 20,
     return {
         "path": str(path),
         "records": int(by_kind.sum()),
-        "by_kind": {n: int(by_kind[i]) for i, n in enumerate("ILSM")},
+        "by_kind": {n: int(by_kind[i]) for i, n in enumerate(KIND_NAMES)},
+        "unmaps": int(by_kind[KIND_U]),
+        "unmapped_bytes": unmapped,
         "pages": {"data": pages_data, "all": pages_all},
         "data_span": {
             "min": lo,

@@ -1,7 +1,8 @@
-"""Reader for Valgrind lackey traces (``valgrind --tool=lackey --trace-mem=yes``).
+"""Reader for Valgrind lackey traces (``valgrind --tool=lackey --trace-mem=yes [--trace-syscalls=yes]``).
 
 Grammar accepted (trace-formats.md section 1.2), one line at a time, after stripping leading
-blanks (spaces, tabs) and a trailing ``\\r`` (CRLF files):
+blanks (spaces, tabs). **Line ends**: LF, CRLF and a lone CR all end a line (issue 11: a file saved
+with CR-only line ends used to read as one message line and 0 records).
 
 * record: kind letter ``I``/``L``/``S``/``M``, one or more spaces, 1-16 hex digits (either case,
   no ``0x``; lackey pads to at least 8 but hand-made traces do not), ``,``, a decimal size
@@ -10,6 +11,12 @@ blanks (spaces, tabs) and a trailing ``\\r`` (CRLF files):
 * 3-column course variant (RUC cachelab2, `` S 7ff000398,8 17``): **decision** -- the record is
   kept and the third column (a decimal, meaning not defined by lackey) is ignored; such records
   are counted in ``notes["records_with_extra_column"]`` so nothing is silent.
+* syscall lines (``--trace-syscalls=yes``: ``SYSCALL[pid,tid](nr) ...`` and the ``-->`` /
+  ``[sync] -->`` continuation lines) are read by :mod:`memmodel.trace.syscalls` (MODEL.md section 1):
+  the line where a munmap, an unmapping madvise, a brk shrink or an mremap move/shrink completes
+  with ``Success`` is one ``U`` record (kind 4, ``size`` = the unmap length); every other syscall
+  line is a known non-record line (``syscall``). Lackey itself prints no ``U`` lines: `` U 4000,8``
+  is an unknown kind, an error like any other.
 * known non-record lines: ``==PID==`` messages (``valgrind_message``, including the bare
   ``==PID== `` with only a trailing space, the header and the footer), ``--PID--`` debug
   messages (``valgrind_debug``), ``SB addr`` superblock lines (``superblock``), blank lines
@@ -17,14 +24,16 @@ blanks (spaces, tabs) and a trailing ``\\r`` (CRLF files):
 * anything else (e.g. the client's stdout interleaved by ``--log-fd=1``) is NOT a record: a
   :class:`~memmodel.errors.TraceError` naming file, line number, text and what was expected,
   or with ``skip_bad`` a skip counted as ``bad_line``.
-* a final line without newline that does not parse is skipped as ``truncated_last_line`` with a
+* a final line without a line end that does not parse is skipped as ``truncated_last_line`` with a
   warning (a killed process); one that parses is kept, with a warning that it may be cut short.
 
 The footer's ``guest instrs:`` (thousands separators) is summed over all footers (one per
 process when a forked child logs to the same file) and compared with the ``I`` records.
 
-Speed: a numba byte scanner (:func:`_scan`, ``nogil``) parses newline-aligned blocks straight
-into preallocated ``kind``/``gva``/``size`` arrays; Python only handles messages and bad lines.
+Speed: a numba byte scanner (:func:`_scan`, ``nogil``) parses line-aligned blocks straight
+into preallocated ``kind``/``gva``/``size`` arrays; it stops at any line it does not know, and
+Python handles that line (messages' footer text, syscall lines, bad lines), so the fast path for
+lackey's own ``I``/``L``/``S``/``M`` lines is the same with or without syscall tracing.
 """
 
 from __future__ import annotations
@@ -37,10 +46,12 @@ from numba import njit
 
 from memmodel.errors import TraceError
 from memmodel.trace.accounting import MAX_QUOTED_SKIPS, Accounting
+from memmodel.trace.schema import KIND_U
 from memmodel.trace.source import BLOCK_BYTES, Source
+from memmodel.trace.syscalls import SyscallLineError, SyscallTracker
 
 READER_NAME = "lackey"
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: syscall lines -> U records, uint64 size, CR / LF / CRLF line ends
 
 _ST_END = 0  # block consumed
 _ST_FULL = 1  # output arrays or message buffer full
@@ -79,10 +90,22 @@ def _hexval(c: int) -> int:
 
 
 @njit(cache=True, nogil=True)
+def _after_eol(buf, j, end):  # type: ignore[no-untyped-def]
+    """Offset after the line end at ``j`` (LF, CRLF or a lone CR); ``end`` when the text ends at ``j``."""
+    if j < end and buf[j] == 13:
+        j += 1
+    if j < end and buf[j] == 10:
+        j += 1
+    elif j >= end:
+        return end
+    return j
+
+
+@njit(cache=True, nogil=True)
 def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # type: ignore[no-untyped-def]
     """Parse lines of ``buf[pos:end]`` into ``kinds/gvas/sizes[nout:]``.
 
-    ``end`` is a line end (just after ``\\n``) or the end of the final block. Returns
+    ``end`` is just after a line end (``\\n``, or a lone ``\\r``) or the end of the final block. Returns
     ``(pos, nout, nmsg, lines, status)``: ``pos`` is where parsing stopped (start of the bad line
     for ``_ST_BAD``), ``lines`` how many lines were consumed before ``pos``.
     """
@@ -179,9 +202,7 @@ def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # typ
                 if nd == 0:
                     return pos, nout, nmsg, lines, 2
                 counts[4] += 1
-            if j < end and buf[j] == 13:
-                j += 1
-            if j < end and buf[j] != 10:
+            if j < end and buf[j] != 10 and buf[j] != 13:
                 return pos, nout, nmsg, lines, 2
             kinds[nout] = k
             gvas[nout] = v
@@ -189,16 +210,13 @@ def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # typ
             nout += 1
             counts[5 + k] += 1
             lines += 1
-            pos = j + 1
+            pos = _after_eol(buf, j, end)
             continue
         # non-record lines
         slot = -1
+        j = i
         if c == 10 or c == 13:
-            j = i
-            if c == 13:
-                j += 1
-            if j >= end or buf[j] == 10:
-                slot = 3
+            slot = 3
         elif (c == 61 or c == 45) and i + 1 < end and buf[i + 1] == c:  # '==' or '--'
             j = i + 2
             nd = 0
@@ -218,9 +236,7 @@ def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # typ
                 while j < end and _hexval(buf[j]) >= 0:
                     nd += 1
                     j += 1
-                if j < end and buf[j] == 13:
-                    j += 1
-                if 0 < nd <= 16 and (j >= end or buf[j] == 10):
+                if 0 < nd <= 16 and (j >= end or buf[j] == 10 or buf[j] == 13):
                     slot = 2
         if slot < 0:
             return pos, nout, nmsg, lines, 2
@@ -228,10 +244,10 @@ def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # typ
             msgpos[nmsg] = pos
             nmsg += 1
         counts[slot] += 1
-        while j < end and buf[j] != 10:
+        while j < end and buf[j] != 10 and buf[j] != 13:
             j += 1
         lines += 1
-        pos = j + 1
+        pos = _after_eol(buf, j, end)
     return pos, nout, nmsg, lines, 0
 
 
@@ -242,6 +258,11 @@ _LACKEY_LINE = re.compile(rb"^\s*[ILSM] +[0-9a-fA-F]{1,16},[0-9]{1,5}( +[0-9]+)?
 def diagnose(text: bytes) -> str:
     """What is wrong with a line that almost looks like a lackey record (for the error message)."""
     t = text.strip()
+    if re.match(rb"^U +[0-9a-fA-F]", t):
+        return (
+            "lackey has no 'U' lines (unmaps come from the syscall lines of a trace recorded with "
+            "--trace-syscalls=yes); " + _EXPECTED
+        )
     m = re.match(rb"^([ILSM]) +(\S*?),(\S*)", t)
     if m:
         addr, size = m.group(2), m.group(3).split(b" ")[0]
@@ -258,18 +279,22 @@ def looks_like_lackey(line: bytes) -> bool:
 
 
 def _line_text(buf: np.ndarray, pos: int) -> tuple[bytes, int]:
-    """The line starting at ``pos`` (without its end) and the offset after its newline."""
-    raw = buf[pos:].tobytes() if buf.shape[0] - pos < 4096 else buf[pos : pos + 4096].tobytes()
-    nl = raw.find(b"\n")
-    if nl < 0:
+    """The line starting at ``pos`` (without its end) and the offset after its end (LF, CRLF or CR)."""
+    end = buf.shape[0]
+    raw = buf[pos:].tobytes() if end - pos < 4096 else buf[pos : pos + 4096].tobytes()
+    ends = [i for i in (raw.find(b"\n"), raw.find(b"\r")) if i >= 0]
+    if ends:
+        nl = pos + min(ends)
+    else:
         # the line may be longer than 4096 bytes
-        rest = buf[pos:]
-        idx = np.flatnonzero(rest == 10)
+        idx = np.flatnonzero((buf[pos:] == 10) | (buf[pos:] == 13))
         if idx.size == 0:
-            return rest.tobytes().rstrip(b"\r"), buf.shape[0]
-        nl = int(idx[0])
-        return rest[:nl].tobytes().rstrip(b"\r"), pos + nl + 1
-    return raw[:nl].rstrip(b"\r"), pos + nl + 1
+            return buf[pos:].tobytes(), end
+        nl = pos + int(idx[0])
+    after = nl + 1
+    if buf[nl] == 13 and after < end and buf[after] == 10:
+        after += 1
+    return buf[pos:nl].tobytes(), after
 
 
 def _quote(text: bytes) -> str:
@@ -294,8 +319,9 @@ def read_lackey(
         block_bytes: text block size read at a time (bytes).
 
     Yields:
-        Dicts of equal-length arrays: ``kind`` (uint8 codes I=0,L=1,S=2,M=3), ``gva`` (uint64, bytes),
-        ``size`` (uint16, bytes), in file order.
+        Dicts of equal-length arrays: ``kind`` (uint8 codes I=0, L=1, S=2, M=3, U=4), ``gva`` (uint64,
+        bytes), ``size`` (uint64, bytes; a ``U``'s unmap length), in file order. ``U`` records come from
+        syscall lines (see :mod:`memmodel.trace.syscalls`), placed where the call completes.
 
     Raises:
         TraceError: on a bad line (unless ``skip_bad``), naming file, line number, text, expectation.
@@ -303,7 +329,7 @@ def read_lackey(
     name = source.name
     kinds = np.empty(batch_rows, np.uint8)
     gvas = np.empty(batch_rows, np.uint64)
-    sizes = np.empty(batch_rows, np.uint16)
+    sizes = np.empty(batch_rows, np.uint64)
     counts = np.zeros(_N_COUNTS, np.int64)
     msgpos = np.empty(_MSG_CAP, np.int64)
     nout = 0
@@ -311,11 +337,13 @@ def read_lackey(
     quoted = 0
     footer_sum: int | None = None
     footers = 0
+    calls = SyscallTracker()
 
     for block in source.blocks(block_bytes):
         buf = np.frombuffer(block, np.uint8)
         end = buf.shape[0]
-        last_unterminated = end > 0 and buf[end - 1] != 10  # only the final block can lack a newline
+        # only the final block can lack a line end
+        last_unterminated = end > 0 and buf[end - 1] != 10 and buf[end - 1] != 13
         pos = 0
         while pos < end:
             pos, nout, nmsg, lines, status = _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, 0)
@@ -328,7 +356,22 @@ def read_lackey(
                     footers += 1
             if status == _ST_BAD:
                 text, after = _line_text(buf, pos)
-                if last_unterminated and after >= end:
+                # syscall lines are rare: the scanner leaves them to Python (the fast path stays as it was)
+                why = None
+                try:
+                    is_syscall, unmap = calls.feed(text, line_no + 1)
+                except SyscallLineError as exc:
+                    is_syscall, unmap, why = False, None, str(exc)
+                if is_syscall:
+                    if unmap is None:
+                        acct.non_record("syscall")
+                    else:
+                        kinds[nout] = KIND_U
+                        gvas[nout] = unmap[0]
+                        sizes[nout] = unmap[1]
+                        nout += 1
+                        acct.unmap(*unmap)
+                elif last_unterminated and after >= end:
                     acct.skip("truncated_last_line")
                     acct.warnings.append(
                         f"{name}:{line_no + 1}: last line has no newline and is not a lackey line "
@@ -340,18 +383,18 @@ def read_lackey(
                         acct.warnings.append(f"{name}:{line_no + 1}: skipped {_quote(text)}")
                     quoted += 1
                 else:
-                    raise TraceError(f"{name}:{line_no + 1}: {_quote(text)}: {diagnose(text)}")
+                    raise TraceError(f"{name}:{line_no + 1}: {_quote(text)}: {why or diagnose(text)}")
                 line_no += 1
                 pos = after
             if nout == batch_rows:
                 yield {"kind": kinds, "gva": gvas, "size": sizes}
                 kinds = np.empty(batch_rows, np.uint8)
                 gvas = np.empty(batch_rows, np.uint64)
-                sizes = np.empty(batch_rows, np.uint16)
+                sizes = np.empty(batch_rows, np.uint64)
                 nout = 0
         if last_unterminated and not (acct.skipped.get("truncated_last_line")):
             tail = bytes(block)
-            tail = tail[tail.rfind(b"\n") + 1 :]
+            tail = tail[max(tail.rfind(b"\n"), tail.rfind(b"\r")) + 1 :]
             if tail.strip():
                 acct.warnings.append(
                     f"{name}:{line_no}: last line has no newline (kept, but it may be cut short): {_quote(tail)}"
@@ -368,6 +411,20 @@ def read_lackey(
     acct.non_record("superblock", int(counts[_C_SB]))
     acct.non_record("blank", int(counts[_C_BLANK]))
     acct.note("records_with_extra_column", int(counts[_C_EXTRA]))
+    if calls.unmatched:
+        acct.note("unmatched_syscall_completions", calls.unmatched)
+        acct.warnings.append(
+            f"{name}: {calls.unmatched} syscall completion line(s) matched no open call (trace cut at its "
+            "start?); they gave no unmap"
+        )
+    left = calls.open_calls()
+    if left:
+        acct.note("uncompleted_syscalls", len(left))
+        shown = ", ".join(f"line {ln} ({nm or 'nr ' + str(nr)}, pid {pid})" for pid, _, nr, nm, ln in left[:5])
+        acct.warnings.append(
+            f"{name}: {len(left)} syscall(s) began but never completed (process killed in a blocking call?), "
+            f"so they gave no unmap: {shown}" + (" ..." if len(left) > 5 else "")
+        )
     if quoted > MAX_QUOTED_SKIPS:
         acct.warnings.append(f"{name}: {quoted - MAX_QUOTED_SKIPS} more bad lines skipped (not quoted)")
     if footer_sum is not None:

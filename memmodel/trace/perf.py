@@ -46,6 +46,22 @@ them is a bad line. Trailing fields (weight, ins_lat, retire_lat, ip, phys_addr,
 not stored: their order depends on ``-F`` and cannot be told apart reliably. A sample line
 without `` |OP `` is skipped as ``no_data_src``. ``#`` lines are ``comment``, empty lines
 ``blank``.
+
+Bad lines (issue 11): a field that cannot be what the header says it is makes the line bad (a
+:class:`~memmodel.errors.TraceError` naming file, line, text and what was expected; with
+``skip_bad`` a skip counted as ``bad_line``), never a different record:
+
+* every number must fit its store column: PID and TID 32 bits; IP, ADDR, PHYS ADDR, DSRC, WEIGHT,
+  period, time (ns) and the page size in bytes 64 bits (``99E`` does not);
+* a ``-D`` line must end with its ``DSO:SYMBOL`` field (perf always prints it, ``???:???`` when
+  unknown), so a line cut inside DSRC (``0x1026`` of ``0x10268100142`` would decode as a modify)
+  is bad, not a record;
+* in a ``perf script`` stream whose samples carry ``|OP``, a sample line that ends after its
+  ``event:`` field or after bare hex numbers was cut before its ``DATA_SRC |OP`` field: bad (a
+  line with more text, e.g. a hybrid CPU's event without data_src, stays ``no_data_src``);
+* LF, CRLF and a lone CR end a line (as in the lackey reader); a last line without a line end
+  that is not a complete sample line is skipped as ``truncated_last_line`` with a warning (a killed
+  writer); one that parses is kept with a warning that it may be cut short.
 """
 
 from __future__ import annotations
@@ -56,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from memmodel.errors import TraceError
+from memmodel.errors import TraceError, shorten
 from memmodel.trace.accounting import MAX_QUOTED_SKIPS, Accounting
 from memmodel.trace.schema import (
     FIELD_BY_NAME,
@@ -114,10 +130,45 @@ class _Bad(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
+# numbers: every value must fit its store column (schema.py), else the line is bad
+
+_U32, _U64 = 32, 64
+_DEC = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def _tok(tok: str) -> str:
+    return repr(shorten(tok, 60))
+
+
+def _fits(value: int, bits: int, what: str, tok: str) -> int:
+    if value >= 1 << bits:
+        raise _Bad(f"{what} {_tok(tok)} does not fit in {bits} bits (the largest is {(1 << bits) - 1:#x})")
+    return value
+
+
+def _dec(tok: str, what: str, bits: int) -> int:
+    """A decimal field that must fit an unsigned ``bits``-bit column."""
+    if not _DEC.fullmatch(tok):
+        raise _Bad(f"{what} {_tok(tok)} is not a decimal number")
+    if len(tok.lstrip("0")) > 20:  # more digits than 2^64 has: too large (and int() would refuse 4300+)
+        raise _Bad(f"{what} {_tok(tok)} does not fit in {bits} bits")
+    return _fits(int(tok), bits, what, tok)
+
+
+def _hex(digits: str, what: str, tok: str, bits: int = _U64) -> int:
+    if not _HEX.fullmatch(digits):
+        raise _Bad(f"{what} {_tok(tok)} is not a hex number")
+    if len(digits.lstrip("0")) > bits // 4:
+        raise _Bad(f"{what} {_tok(tok)} does not fit in {bits} bits")
+    return int(digits, 16)
+
+
+# ---------------------------------------------------------------------------------------------
 # perf mem report -D
 
-_RAW_START = re.compile(r"^\s*\d+(\s+|[^\s\d])\d+\1?\s*0x[0-9a-fA-F]+")
-_PAGE = re.compile(r"^(?:N/A|\d+[BKMGTPE]?)$")
+_RAW_START = re.compile(r"^\s*[0-9]+(\s+|[^\s0-9])[0-9]+\1?\s*0x[0-9a-fA-F]+")
+_PAGE = re.compile(r"^(?:N/A|[0-9]+[BKMGTPE]?)$")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
 _RAW_EXPECTED = (
     "expected a `perf mem report -D` sample line 'PID TID 0xIP 0xADDR [0xPHYS] [PAGE SIZE] WEIGHT 0xDSRC "
@@ -133,19 +184,16 @@ def looks_like_raw(line: bytes) -> bool:
 def _page_bytes(tok: str) -> int:
     if tok == "N/A":
         return 0
-    m = re.fullmatch(r"(\d+)([BKMGTPE]?)", tok)
+    m = re.fullmatch(r"([0-9]{1,20})([BKMGTPE]?)", tok)
     if not m:
-        raise _Bad(f"page size {tok!r} is not N/A or a number with a unit (4K, 2M, 1G)")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+        raise _Bad(f"page size {_tok(tok)} is not N/A or a number with a unit (4K, 2M, 1G)")
+    return _fits(int(m.group(1)) * _UNITS[m.group(2)], _U64, "page size", tok)
 
 
 def _hex0x(tok: str, what: str) -> int:
     if not tok.startswith(("0x", "0X")):
-        raise _Bad(f"{what} {tok!r} is not a 0x-prefixed hex number")
-    try:
-        return int(tok[2:], 16)
-    except ValueError:
-        raise _Bad(f"{what} {tok!r} is not a 0x-prefixed hex number") from None
+        raise _Bad(f"{what} {_tok(tok)} is not a 0x-prefixed hex number")
+    return _hex(tok[2:], what, tok)
 
 
 class _RawParser:
@@ -178,7 +226,7 @@ class _RawParser:
     @staticmethod
     def _tokens(text: str) -> list[str]:
         s = text.strip()
-        m = re.match(r"\d+(\D)", s)
+        m = re.match(r"[0-9]+([^0-9])", s)
         if not m:
             raise _Bad("the line does not start with a PID")
         sep = m.group(1)
@@ -188,26 +236,22 @@ class _RawParser:
         first = not self.seen_data
         self.seen_data = True
         s = text.strip()
-        m = re.match(r"\d+(\D)", s)
+        m = re.match(r"[0-9]+([^0-9])", s)
         if not m:
             raise _Bad("the line does not start with a PID")
         spaced = m.group(1).isspace()
         toks = self._tokens(text)
-        need = 6 + bool(self.has_phys) + bool(self.has_page)
+        # perf prints 'DSO:SYMBOL' last on every line ('???:???' when unknown): a line without it was cut
+        need = 7 + bool(self.has_phys) + bool(self.has_page)
         if len(toks) < need:
-            raise _Bad(f"{len(toks)} fields, need at least {need}")
-        try:
-            pid, tid = int(toks[0]), int(toks[1])
-        except ValueError:
-            raise _Bad("PID and TID must be decimal") from None
+            raise _Bad(f"{len(toks)} fields, need {need} (the line ends before its DSO:SYMBOL field: cut short?)")
+        pid = _dec(toks[0], "PID", _U32)
+        tid = _dec(toks[1], "TID", _U32)
         ip = _hex0x(toks[2], "IP")
         addr_tok = toks[3]
         if first and spaced and addr_tok.startswith("0x016"):
             addr_tok = "0x" + addr_tok[5:]  # perf's '0x016%PRIx64' typo on the first padded line
-        addr = _hex0x(addr_tok, "ADDR")
-        if addr >= 1 << 64:
-            raise _Bad(f"ADDR {toks[3]!r} does not fit in 64 bits")
-        rec = {"pid": pid, "tid": tid, "ip": ip, "gva": addr}
+        rec = {"pid": pid, "tid": tid, "ip": ip, "gva": _hex0x(addr_tok, "ADDR")}
         i = 4
         if self.has_phys:
             rec["phys_addr"] = _hex0x(toks[i], "PHYS ADDR")
@@ -215,10 +259,10 @@ class _RawParser:
         if self.has_page:
             rec["data_page_size"] = _page_bytes(toks[i])
             i += 1
-        if not toks[i].isdigit():
-            raise _Bad(f"LOCAL WEIGHT {toks[i]!r} is not decimal")
-        rec["weight"] = int(toks[i])
+        rec["weight"] = _dec(toks[i], "LOCAL WEIGHT", _U64)
         rec["data_src"] = _hex0x(toks[i + 1], "DSRC")
+        if ":" not in " ".join(toks[i + 2 :]):
+            raise _Bad(f"SYMBOL {_tok(' '.join(toks[i + 2:]))} is not 'DSO:SYMBOL' (cut short?)")
         return rec
 
 
@@ -226,9 +270,12 @@ class _RawParser:
 # perf script
 
 _DSRC = re.compile(r"(?:^|\s)([0-9a-fA-F]{1,16}) \|OP ")
-_TIME = re.compile(r"(?:^|\s)(\d+)\.(\d+):(?=\s|$)")
-_BEFORE_TIME = re.compile(r"^(?P<comm>.*?)\s*(?:(?:(?P<pid>\d+)/)?(?P<tid>\d+))?\s*(?:\[(?P<cpu>\d+)\])?\s*$")
-_AFTER_TIME = re.compile(r"^\s*(?:(?P<period>\d+)\s+)?(?:(?P<event>\S+?):\s+(?P<addr>[0-9a-fA-F]{1,16})?)?\s*$")
+_OP = re.compile(r"(?:^|(?<=\s))(\S*) \|OP ")
+_TIME = re.compile(r"(?:^|\s)([0-9]+)\.([0-9]+):(?=\s|$)")
+_BEFORE_TIME = re.compile(
+    r"^(?P<comm>.*?)\s*(?:(?:(?P<pid>[0-9]+)/)?(?P<tid>[0-9]+))?\s*(?:\[(?P<cpu>[0-9]+)\])?\s*$"
+)
+_AFTER_TIME = re.compile(r"^\s*(?:(?P<period>[0-9]+)\s+)?(?:(?P<event>\S+?):\s+(?P<addr>[0-9a-fA-F]+)?)?\s*$")
 _SCRIPT_EXPECTED = (
     "expected a `perf script` sample line ('comm tid [cpu] secs.frac: period event: ADDR DATA_SRC |OP ...'), "
     "a '#' comment or a blank line"
@@ -243,58 +290,91 @@ def looks_like_script(line: bytes) -> bool:
 class _ScriptParser:
     def __init__(self) -> None:
         self.cols: tuple[str, ...] | None = None
+        # whether this stream's samples carry 'DATA_SRC |OP' (then a sample line that ends before it was
+        # cut short, not a sample without data_src)
+        self.has_dsrc = False
 
     def fields(self, text: str) -> dict[str, int] | str:
         """The sample's fields, or a skip reason string."""
-        m = _DSRC.search(text)
+        m = _OP.search(text)
         if not m:
-            if _TIME.search(text):
-                return "no_data_src"
-            raise _Bad("no 'DATA_SRC |OP' field and no 'secs.frac:' time")
-        rec: dict[str, int] = {"data_src": int(m.group(1), 16)}
+            t = _TIME.search(text)
+            if not t:
+                raise _Bad("no 'DATA_SRC |OP' field and no 'secs.frac:' time")
+            if self.has_dsrc:
+                self._check_not_cut(text[t.end() :])
+            return "no_data_src"
+        dsrc_tok = m.group(1)
+        if not dsrc_tok:
+            raise _Bad("no DATA_SRC hex number before '|OP'")
+        rec: dict[str, int] = {"data_src": _hex(dsrc_tok, "DATA_SRC", dsrc_tok)}
         prefix = text[: m.start(1)]
         t = _TIME.search(prefix)
         after = prefix
         if t:
-            rec["time"] = int(t.group(1)) * 1_000_000_000 + int(t.group(2).ljust(9, "0")[:9])
+            secs = _dec(t.group(1), "time (seconds)", _U64)
+            ns = secs * 1_000_000_000 + int(t.group(2).ljust(9, "0")[:9])
+            rec["time"] = _fits(ns, _U64, "time (ns)", f"{t.group(1)}.{t.group(2)}")
             b = _BEFORE_TIME.match(prefix[: t.start(1)])
             if b and b.group("tid"):
-                rec["tid"] = int(b.group("tid"))
+                rec["tid"] = _dec(b.group("tid"), "TID", _U32)
                 if b.group("pid"):
-                    rec["pid"] = int(b.group("pid"))
+                    rec["pid"] = _dec(b.group("pid"), "PID", _U32)
             after = prefix[t.end() :]
         a = _AFTER_TIME.match(after)
         if not a:
-            raise _Bad(f"cannot read the fields {after.strip()!r} between the time and DATA_SRC")
+            raise _Bad(f"cannot read the fields {_tok(after.strip())} between the time and DATA_SRC")
         if a.group("period"):
-            rec["period"] = int(a.group("period"))
+            rec["period"] = _dec(a.group("period"), "period", _U64)
         if a.group("addr") and a.group("event"):
-            rec["gva"] = int(a.group("addr"), 16)
+            rec["gva"] = _hex(a.group("addr"), "ADDR", a.group("addr"))
         return rec
+
+    @staticmethod
+    def _check_not_cut(after: str) -> None:
+        """A sample line without '|OP' in a stream whose samples have it: bad if it ends too early.
+
+        perf prints something after every field it prints (``|OP ...`` after DATA_SRC, the symbol after
+        the IP): a line that ends right after ``event:`` or after bare hex numbers was cut short (the
+        last hex number may be a cut DATA_SRC). A line with more text (e.g. a hybrid CPU's event that
+        does not sample data_src) is a sample without data_src.
+        """
+        toks = after.split()
+        if toks and _DEC.fullmatch(toks[0]):
+            toks = toks[1:]  # period
+        if not toks or not toks[0].endswith(":"):
+            raise _Bad("the line ends before its 'event:' field (cut short?)")
+        if all(_HEX.fullmatch(x) for x in toks[1:]):
+            raise _Bad("the line ends before its 'DATA_SRC |OP' field (cut short?)")
 
 
 # ---------------------------------------------------------------------------------------------
 
 
 def _quote(text: str) -> str:
-    return repr(text if len(text) <= 200 else text[:200] + "...")
+    return repr(shorten(text))
 
 
-def _lines(src: Source) -> Iterator[str]:
+#: A line end: LF, CRLF or a lone CR (as the lackey reader and :meth:`Source.blocks`).
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(src: Source) -> Iterator[tuple[str, bool]]:
+    """(line without its end, whether it had a line end); only the very last line can lack one."""
     for block in src.blocks(4 << 20):
-        text = bytes(block).decode("utf-8", errors="replace")
-        parts = text.split("\n")
-        if parts and parts[-1] == "":
-            parts.pop()
+        parts = _EOL.split(bytes(block).decode("utf-8", errors="replace"))
+        last = parts.pop()  # "" when the block ends with a line end
         for p in parts:
-            yield p[:-1] if p.endswith("\r") else p
+            yield p, True
+        if last:
+            yield last, False
 
 
 def _peek_columns(src: Source, fmt: str) -> tuple[tuple[str, ...], Any]:
     """Determine the stored columns from the first lines (header or first sample), without consuming."""
     head = src.read(1 << 20)
     src.unread(head)
-    lines = head.decode("utf-8", "replace").splitlines()
+    lines = _EOL.split(head.decode("utf-8", "replace"))
     if fmt == "perf-mem-raw":
         rp = _RawParser()
         for ln in lines:
@@ -325,6 +405,7 @@ def _peek_columns(src: Source, fmt: str) -> tuple[tuple[str, ...], Any]:
         if isinstance(r, dict) and "gva" in r:
             cols += [c for c in ("pid", "tid", "time", "period") if c in r]
             break
+    sp.has_dsrc = any(_DSRC.search(ln) for ln in lines)
     cols += ["data_src", "tlb"]
     sp.cols = tuple(cols)
     return sp.cols, sp
@@ -368,7 +449,7 @@ def _iter_perf(
             buf[c] = []
         return out
 
-    for text in _lines(src):
+    for text, terminated in _lines(src):
         line_no += 1
         acct.lines += 1
         s = text.strip()
@@ -392,6 +473,13 @@ def _iter_perf(
                     if missing:
                         raise _Bad(f"fields {missing} present on the first sample line are missing here")
         except _Bad as exc:
+            if not terminated:  # the writer was killed mid-line: say so, keep everything before it
+                acct.skip("truncated_last_line")
+                acct.warnings.append(
+                    f"{name}:{line_no}: last line has no line end and is not a complete sample line "
+                    f"(truncated trace?): {_quote(text)} skipped ({exc})"
+                )
+                continue
             if skip_bad:
                 acct.skip("bad_line")
                 if quoted < MAX_QUOTED_SKIPS:
@@ -399,6 +487,10 @@ def _iter_perf(
                 quoted += 1
                 continue
             raise TraceError(f"{name}:{line_no}: {_quote(text)}: {exc}; {expected}") from None
+        if not terminated:
+            acct.warnings.append(
+                f"{name}:{line_no}: last line has no line end (kept, but it may be cut short): {_quote(text)}"
+            )
         if isinstance(rec, str):
             acct.skip(rec)
             continue

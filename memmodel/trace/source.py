@@ -6,8 +6,9 @@ magic bytes, not the name), and hashes the *raw* (possibly compressed) bytes as 
 SHA-256 in :attr:`Source.identity` is that of the file on disk. Memory use is bounded by about two
 blocks whatever the file size.
 
-Invariant of :meth:`Source.blocks`: every yielded block but the last ends with ``b"\\n"``; the
-concatenation of all blocks is exactly the decompressed text.
+Invariant of :meth:`Source.blocks`: every yielded block but the last ends with a line end (``b"\\n"``,
+or a lone ``b"\\r"`` that is not followed by ``b"\\n"``: CR-only files); the concatenation of all
+blocks is exactly the decompressed text.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class Source:
         return total
 
     def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
-        """Newline-aligned blocks of the text; only the last may lack a final newline (see module doc).
+        """Line-aligned blocks of the text; only the last may lack a final line end (see module doc).
 
         Each block is a view into a reused buffer: it is valid only until the next block is requested.
         Hashing of plain (uncompressed) input runs in a helper thread while the caller parses the block.
@@ -194,6 +195,10 @@ class Source:
                     return
                 filled = carry + n
                 cut = buf.rfind(b"\n", 0, filled) + 1
+                if cut == 0:
+                    # no LF at all (CR-only line ends?): cut after the last CR whose next byte is known
+                    # and is not LF (a CR in the last byte may be the first half of a CRLF)
+                    cut = buf.rfind(b"\r", 0, filled - 1) + 1
                 if cut == 0:
                     carry = filled
                     if fut is not None:

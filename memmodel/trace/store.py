@@ -42,8 +42,8 @@ class IngestSummary:
         inputs: per input: identity (path, bytes, sha256, compression), format, reader, accounting.
         out: the Parquet file written.
         lines: lines read over all inputs.
-        records: records written (= sum of ``by_kind``).
-        by_kind: records per kind ``I``/``L``/``S``/``M``.
+        records: records written (= sum of ``by_kind``, unmaps included).
+        by_kind: records per kind ``I``/``L``/``S``/``M``/``U``.
         skipped: skipped lines by reason.
         non_records: known non-record lines by kind.
         footer_check: lackey footer check (``status`` ok / mismatch / absent, ``footer``, ``I_records``).
@@ -70,6 +70,12 @@ class IngestSummary:
     input_bytes: int
     columns: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
+    unmapped_bytes: int = 0
+
+    @property
+    def unmaps(self) -> int:
+        """``U`` records written (from syscall lines)."""
+        return self.by_kind.get("U", 0)
 
     @property
     def reconciled(self) -> bool:
@@ -79,6 +85,7 @@ class IngestSummary:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (all fields plus ``reconciled``)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["unmaps"] = self.unmaps
         d["reconciled"] = self.reconciled
         return d
 
@@ -148,6 +155,14 @@ def _open_reader(
     raise TraceError(f"{src.name}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file (however they are spelt; false if either is missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def is_parquet(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a Parquet file (by its magic bytes ``PAR1``)."""
     try:
@@ -175,8 +190,9 @@ def iter_batches(
 
     Args:
         path: the trace file.
-        columns: columns to return (``kind`` uint8 codes, ``gva`` uint64 bytes, ``size`` uint16 bytes,
+        columns: columns to return (``kind`` uint8 codes, ``gva`` uint64 bytes, ``size`` uint64 bytes,
             and optional columns the source has); a column the source lacks raises ``TraceError``.
+            A schema-v1 store's uint16 ``size`` is returned as uint64.
         batch_rows: records per batch (the last one may be shorter); every batch holds new arrays
             (from Parquet they may be read-only views of the decoded column).
         format: force a raw text format (one of :data:`FORMATS`).
@@ -187,15 +203,16 @@ def iter_batches(
     """
     cols = tuple(columns)
     if is_parquet(path):
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
+        pf = _open_store(path)
         have = set(pf.schema_arrow.names)
         missing = [c for c in cols if c not in have]
         if missing:
             raise TraceError(f"{path}: store file has no column(s) {missing}; it has {sorted(have)}")
-        for rb in pf.iter_batches(batch_size=batch_rows, columns=list(cols)):
-            yield {c: rb.column(i).to_numpy(zero_copy_only=False) for i, c in enumerate(cols)}
+        for rb in _store_batches(pf, path, batch_rows, list(cols)):
+            b = {c: rb.column(i).to_numpy(zero_copy_only=False) for i, c in enumerate(cols)}
+            if "size" in b and b["size"].dtype != np.uint64:  # schema v1 stored uint16
+                b["size"] = b["size"].astype(np.uint64)
+            yield b
         return
     fmt = format or detect_format(path)
     src = Source(path)
@@ -212,17 +229,51 @@ def iter_batches(
         src.close()
 
 
+def _not_complete(path: str | os.PathLike[str], exc: BaseException) -> TraceError:
+    from memmodel.errors import shorten
+
+    why = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TraceError(
+        f"{path}: is not a complete trace store (a Parquet file cut short or damaged, e.g. the temporary "
+        f"file of an interrupted ingest; ingest the trace again): {shorten(why)}"
+    )
+
+
+def _open_store(path: str | os.PathLike[str]) -> Any:
+    """``pq.ParquetFile`` of a store, or :class:`TraceError` if its footer is missing or damaged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _not_complete(path, exc) from None
+
+
+def _store_batches(pf: Any, path: str | os.PathLike[str], batch_rows: int, cols: list[str]) -> Iterator[Any]:
+    """Record batches of a store; a damaged page or row group is a :class:`TraceError`, not a traceback."""
+    import pyarrow as pa
+
+    it = pf.iter_batches(batch_size=batch_rows, columns=cols)
+    while True:
+        try:
+            rb = next(it)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _not_complete(path, exc) from None
+        yield rb
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``memmodel`` metadata document of a store file (see module doc).
 
     Raises:
         TraceError: if the file is not Parquet or was not written by memmodel.
     """
-    import pyarrow.parquet as pq
-
     if not is_parquet(path):
         raise TraceError(f"{path}: not a Parquet store file (no PAR1 magic)")
-    md = pq.ParquetFile(path).metadata.metadata or {}
+    md = _open_store(path).metadata.metadata or {}
     if METADATA_KEY not in md:
         raise TraceError(f"{path}: Parquet file has no memmodel metadata (not written by `memmodel ingest`)")
     return json.loads(md[METADATA_KEY])  # type: ignore[no-any-return]
@@ -277,11 +328,18 @@ def ingest(
     import pyarrow.parquet as pq
 
     from memmodel import __version__
-    from memmodel.trace.schema import schema_for
+    from memmodel.trace.schema import SCHEMA_VERSION, schema_for
 
     t0 = time.perf_counter()
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
+    for inp in inputs:
+        if _same_file(inp, out):
+            raise TraceError(f"{out}: is also an input of this ingest; writing it would destroy the input: "
+                             "give another -o file")
+    from memmodel.io import check_output, commit
+
+    check_output(out, "trace store")  # before the long parse: the directory exists and is writable
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     sources: list[tuple[str | os.PathLike[str] | IO[bytes], str]] = [(p, str(p)) for p in inputs]
     if _streams:
         sources += [(s, n) for s, n in _streams]
@@ -302,6 +360,7 @@ def ingest(
     per_input: list[dict[str, Any]] = []
     done_bytes = 0
     pending: Any = None
+    periods: set[int] = set()  # sample periods seen in perf input (two are enough to know it varies)
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1)
@@ -326,7 +385,9 @@ def ingest(
                         schema,
                         compression="zstd",
                         compression_level=1,
-                        use_dictionary=False,
+                        # kind and size take few distinct values: dictionary pages keep the uint64
+                        # size column as small as v1's uint16 one and make reading it 4x faster
+                        use_dictionary=["kind", "size"],
                         write_statistics=["kind", "size"],
                     )
                 elif cols != columns:
@@ -335,6 +396,8 @@ def ingest(
                         "ingest inputs of different formats into separate store files"
                     )
                 for batch in it:
+                    if "period" in batch and len(periods) < 2:
+                        periods.update(int(x) for x in np.unique(batch["period"])[:2])
                     rb = pa.record_batch(
                         [pa.array(batch[c], type=schema.field(c).type) for c in columns], schema=schema
                     )
@@ -345,6 +408,7 @@ def ingest(
             finally:
                 src.close()
             acct.check()
+            acct.warn_if_no_translations()
             done_bytes += src.identity["bytes"]
             per_input.append(
                 {
@@ -376,19 +440,27 @@ def ingest(
             input_bytes=done_bytes,
             columns=list(columns or ()),
             notes=dict(total.notes),
+            unmapped_bytes=total.unmapped_bytes,
         )
         doc = {
             "memmodel_version": __version__,
-            "schema": "memmodel.trace.schema v1",
+            "schema": SCHEMA_VERSION,
             "records": total.records,
             "inputs": per_input,
             "accounting": total.to_dict(),
         }
+        if any(i["format"].startswith("perf") for i in per_input):
+            # perf mem records are samples (one access in 10^3-10^5): replaying them is not the program
+            doc.update(sampled_metadata(periods))
         writer.add_key_value_metadata({METADATA_KEY: json.dumps(doc).encode()})
         writer.close()
         writer = None
-        os.replace(tmp, out)
+        commit(tmp, out, "trace store")
         return summary
+    except OSError as exc:  # reads fail as TraceError; an OSError here is the output (disk full...)
+        from memmodel.io import output_error
+
+        raise output_error(exc, out, "trace store", out.exists()) from None
     finally:
         pool.shutdown(wait=True)
         if writer is not None:
@@ -404,6 +476,7 @@ def write_store(
     records: Any,
     source: str = "<arrays>",
     batch_rows: int = 1 << 20,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write in-memory records (a polars/pandas frame or a mapping of arrays) as a store file.
 
@@ -413,7 +486,8 @@ def write_store(
 
     Args:
         out: the Parquet file to write (replaced atomically).
-        records: columns ``kind`` (0=I, 1=L, 2=S, 3=M), ``gva``, ``size`` and optional schema columns.
+        records: columns ``kind`` (0=I, 1=L, 2=S, 3=M, 4=U), ``gva``, ``size`` (bytes; a ``U``'s unmap
+            length) and optional schema columns.
         source: a name for where the records came from.
         batch_rows: records per row group.
 
@@ -426,7 +500,8 @@ def write_store(
     import pyarrow.parquet as pq
 
     from memmodel import __version__
-    from memmodel.trace.schema import FIELD_BY_NAME, schema_for
+    from memmodel.trace.accounting import Accounting
+    from memmodel.trace.schema import FIELD_BY_NAME, KIND_NAMES, KIND_U, SCHEMA_VERSION, schema_for
 
     names = [c for c in FIELD_BY_NAME if c in records]
     missing = [c for c in DEFAULT_COLUMNS if c not in names]
@@ -438,42 +513,55 @@ def write_store(
     n = int(cols["kind"].shape[0])
     if any(c.shape[0] != n for c in cols.values()):
         raise TraceError(f"{source}: columns have different lengths")
-    if n and int(cols["kind"].max()) > 3:
-        raise TraceError(f"{source}: column 'kind' holds codes other than 0..3 (I, L, S, M)")
+    if n and int(cols["kind"].max()) > KIND_U:
+        raise TraceError(f"{source}: column 'kind' holds codes other than 0..4 (I, L, S, M, U)")
     digest = hashlib.sha256()
     for f in schema:
         digest.update(cols[f.name].tobytes())
-    by_kind = {name: int(np.count_nonzero(cols["kind"] == code)) for code, name in enumerate("ILSM")}
+    by_kind = {name: int(np.count_nonzero(cols["kind"] == code)) for code, name in enumerate(KIND_NAMES)}
+    acct = Accounting(name=source)
+    is_u = cols["kind"] == KIND_U
+    for a, z in zip(cols["gva"][is_u].tolist(), cols["size"][is_u].tolist(), strict=True):
+        acct.unmap(a, z)
     doc = {
         "memmodel_version": __version__,
-        "schema": "memmodel.trace.schema v1",
+        "schema": SCHEMA_VERSION,
         "records": n,
         "inputs": [{
             "identity": {"path": source, "records": n, "sha256": digest.hexdigest()},
             "format": "arrays",
             "reader": "memmodel.trace.store.write_store",
             "reader_version": __version__,
-            "accounting": {"lines": n, "records": n, "by_kind": by_kind, "skipped": {}, "non_records": {}},
+            "accounting": {"lines": n, "records": n, "by_kind": by_kind, "unmaps": by_kind["U"],
+                           "unmapped_bytes": acct.unmapped_bytes, "skipped": {}, "non_records": {}},
         }],
     }
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1, use_dictionary=False,
-                              write_statistics=["kind", "size"]) as writer:
-            for start in range(0, max(n, 1), batch_rows):
-                end = min(n, start + batch_rows)
-                writer.write_batch(
-                    pa.record_batch([pa.array(cols[f.name][start:end], type=f.type) for f in schema],
-                                    schema=schema),
-                    row_group_size=batch_rows,
-                )
-            writer.add_key_value_metadata({METADATA_KEY: json.dumps(doc).encode()})
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # extra top-level keys, e.g. ``sampled`` / ``sample_period`` of `memmodel sample` output
+    doc.update(metadata or {})
+    from memmodel.io import atomic_output
+
+    with atomic_output(out, "trace store") as tmp, pq.ParquetWriter(
+        tmp, schema, compression="zstd", compression_level=1, use_dictionary=["kind", "size"],
+        write_statistics=["kind", "size"],
+    ) as writer:
+        for start in range(0, max(n, 1), batch_rows):
+            end = min(n, start + batch_rows)
+            writer.write_batch(
+                pa.record_batch([pa.array(cols[f.name][start:end], type=f.type) for f in schema], schema=schema),
+                row_group_size=batch_rows,
+            )
+        writer.add_key_value_metadata({METADATA_KEY: json.dumps(doc).encode()})
     return doc
+
+
+def sampled_metadata(periods: set[int]) -> dict[str, Any]:
+    """``sampled: true`` and ``sample_period`` of a perf store: the one period every sample has, else null.
+
+    Args:
+        periods: the distinct ``period`` values seen (empty when the source prints no period).
+    """
+    period = next(iter(periods)) if len(periods) == 1 else None
+    return {"sampled": True, "sample_period": period, "sample_method": "perf"}
 
 
 def _peek_lines(src: Source) -> list[bytes]:
