@@ -23,7 +23,10 @@
 # whole blocks at *f* = 0.9, 26 at 0.95, 5 at 0.99) or *f* close to 1.
 #
 # Configs are built by editing the raw TOML of a preset (`load_raw` → edit → `parse_config`).
-# Times are **estimates** (`memmodel.analysis.costs`).
+# `memmodel compare --fragmentation 0,0.9,0.99` runs a small version of this study for every report.
+# Times are **estimates** (every constant, its derivation and its source: `docs/costs.md`). Column
+# names carry their unit (`_ms` milliseconds). Run with
+# `jupytext --to ipynb notebooks/fragmentation_study.py && jupyter execute notebooks/fragmentation_study.ipynb`.
 
 # %%
 import os
@@ -37,6 +40,7 @@ import memmodel
 from memmodel.analysis.api import run
 from memmodel.analysis.compare import compare_runs
 from memmodel.config import load_raw, parse_config
+from memmodel.report import figures
 
 REPO = Path(memmodel.__path__[0]).parent
 TRACE = Path(os.environ.get("MEMMODEL_NOTEBOOK_TRACE", REPO / "traces" / "pchase.lackey.xz"))
@@ -70,7 +74,7 @@ df = compare_runs(runs, baseline="baseline-thp@0").with_columns(
 host4k = {r.config.name: r.result.counters["host_pages_4k"] / max(r.result.counters["host_faults"], 1) for r in runs}
 df = df.with_columns(pl.col("config").replace_strict(host4k).alias("host_4k_fault_share"))
 df.select("config", "walks", "loads_per_walk", "host_faults", "host_4k_fault_share", "host_unusable_index_2m",
-          pl.col("est_setup_s") * 1e3, pl.col("est_walk_s") * 1e3)
+          (pl.col("est_setup_s") * 1e3).alias("est_setup_ms"), (pl.col("est_walk_s") * 1e3).alias("est_walk_ms"))
 
 # %% [markdown]
 # ## Walks, host faults and estimated time against fragmentation
@@ -78,7 +82,7 @@ df.select("config", "walks", "loads_per_walk", "host_faults", "host_4k_fault_sha
 # %%
 fig = make_subplots(rows=1, cols=3, subplot_titles=("Walk loads per translation", "Host faults",
                                                     "Estimated set-up + walk time (ms)"))
-colors = {"baseline-thp": "#EF553B", "memctl-2m": "#00CC96"}
+colors = figures.PRESET_COLORS  # the report's colours (colour-blind safe, one per config)
 for preset in PRESETS:
     d = df.filter(pl.col("preset") == preset).sort("fragmentation")
     x = d["fragmentation"].to_list()

@@ -610,7 +610,7 @@ def slurm_options(queue: str | None = None, account: str | None = None, cores: i
     """Keyword arguments of ``dask_jobqueue.SLURMCluster`` for memmodel workers.
 
     One SLURM job per ``cores`` cores, running ``processes`` (default ``cores``) single-threaded Dask
-    worker processes (the kernels are numba, single-threaded: one process per core). ``memory`` is the
+    worker processes (the engine core is single-threaded C: one process per core). ``memory`` is the
     job's memory (split among its processes). ``prologue`` lines run before the workers (e.g.
     ``source .venv/bin/activate``); ``extra`` are additional ``#SBATCH`` directives.
     """

@@ -14,7 +14,7 @@ path, cached per-page state) are exact under those events.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -241,7 +241,7 @@ class _OomGuard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> Literal[False]:
         if typ is None:
             return False
         for side, cls in (("guest", _core.GuestOutOfMemory), ("host", _core.HostOutOfMemory)):

@@ -11,7 +11,8 @@ from memmodel.config import load_config, parse_config, preset_names
 from memmodel.config.model import GIB
 from memmodel.errors import ConfigError
 
-VM_PRESETS = ["baseline-4k", "baseline-thp", "baseline-thp-aged", "baseline-thp-fpr", "hugetlb-1g", "memctl-2m", "memctl-4k", "native-4k", "native-thp"]
+VM_PRESETS = ["baseline-4k", "baseline-thp", "baseline-thp-aged", "baseline-thp-fpr", "hugetlb-1g",
+               "memctl-2m", "memctl-4k", "native-4k", "native-thp"]
 CPU_PRESETS = ["icelake", "sapphire-rapids", "skylake", "zen2", "zen3", "zen4", "zen5"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_cli_ingest_json_summary(tmp_path):
     r = runner.invoke(app, ["ingest", str(DATA / "lackey_true_superblocks.lackey.xz"), "-o", str(out), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["by_kind"] == {"I": 127785, "L": 27901, "S": 10266, "M": 1504}
+    assert d["by_kind"] == {"I": 127785, "L": 27901, "S": 10266, "M": 1504, "U": 0}
     assert d["lines"] == d["records"] + sum(d["non_records"].values()) + sum(d["skipped"].values())
     assert d["skipped"] == {} and d["footer_check"]["status"] == "ok" and out.exists()
 
@@ -71,7 +72,7 @@ def test_cli_info_json_on_raw_and_store(tmp_path):
     r2 = runner.invoke(app, ["info", str(tmp_path / "t.parquet"), "--json"])
     assert r1.exit_code == 0 and r2.exit_code == 0
     a, b = json.loads(r1.stdout), json.loads(r2.stdout)
-    assert a["by_kind"] == b["by_kind"] == {"I": 378, "L": 156, "S": 42, "M": 20}
+    assert a["by_kind"] == b["by_kind"] == {"I": 378, "L": 156, "S": 42, "M": 20, "U": 0}
     assert a["pages"] == b["pages"]
     r3 = runner.invoke(app, ["info", str(f)])
     assert r3.exit_code == 0 and "distinct 4K pages" in r3.stdout
@@ -100,3 +101,51 @@ def test_cli_record_streams_the_trace_through_a_pipe_and_reports_the_exit_code(t
     assert d["footer_check"]["status"] == "ok"
     assert d["lines"] == d["records"] + sum(d["non_records"].values())
     assert out.exists() and not list(tmp_path.glob("*.lackey"))
+
+
+def test_cli_record_help_shows_the_command_after_a_double_dash():
+    r = runner.invoke(app, ["record", "--help"])
+    assert r.exit_code == 0 and "-- CMD" in r.output and "--no-syscalls" in r.output
+
+
+_FAKE_VALGRIND = '''#!{python}
+"""A stand-in for valgrind: records its argv, writes a small lackey trace to --log-fd."""
+import os, sys
+args = sys.argv[1:]
+open({argv_file!r}, "w").write("\\n".join(args))
+fd = int(next(a for a in args if a.startswith("--log-fd="))[len("--log-fd="):])
+text = "==9== Lackey, an example Valgrind tool\\nI  00400000,4\\n S 04000000,8\\n"
+if "--trace-syscalls=yes" in args:
+    text += "SYSCALL[9,1](11) sys_munmap ( 0x4000000, 4096 )[sync] --> Success(0x0) \\n"
+os.write(fd, text.encode())
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-syscalls"]])
+def test_cli_record_traces_syscalls_by_default_and_no_syscalls_turns_it_off(tmp_path, monkeypatch, extra):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    argv_file = tmp_path / "argv.txt"
+    fake = bindir / "valgrind"
+    fake.write_text(_FAKE_VALGRIND.format(python=sys.executable, argv_file=str(argv_file)))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    out = tmp_path / "t.parquet"
+    r = runner.invoke(app, ["record", "-o", str(out), *extra, "--json", "--", "prog", "arg1"])
+    assert r.exit_code == 0, r.output
+    argv = argv_file.read_text().split("\n")
+    assert argv[:2] == ["--tool=lackey", "--trace-mem=yes"] and argv[-2:] == ["prog", "arg1"]
+    d = json.loads(r.stdout)
+    if extra:
+        assert "--trace-syscalls=yes" not in argv and d["unmaps"] == 0
+    else:
+        assert "--trace-syscalls=yes" in argv and d["unmaps"] == 1 and d["unmapped_bytes"] == 4096
+
+
+def test_cli_ingest_and_info_tables_show_unmaps_and_unmapped_bytes(tmp_path):
+    trace = DATA / "conformance" / "tiny_lifecycle.lackey"
+    r = runner.invoke(app, ["ingest", str(trace), "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 0, r.output
+    assert "(unmaps)" in r.output and "1,076,121,600" in r.output
+    r = runner.invoke(app, ["info", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 0 and "(unmaps)" in r.output and "1,076,121,600 (1.0 GiB)" in r.output

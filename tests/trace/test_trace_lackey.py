@@ -30,7 +30,7 @@ def parse(path: Path, skip_bad: bool = False, batch_rows: int = 1 << 20, block_b
     src.finish()
     acct.check()
     cat = lambda xs, t: np.concatenate(xs) if xs else np.empty(0, t)  # noqa: E731
-    return cat(ks, np.uint8), cat(gs, np.uint64), cat(ss, np.uint16), acct
+    return cat(ks, np.uint8), cat(gs, np.uint64), cat(ss, np.uint64), acct
 
 
 def ref_parse(text: str) -> list[tuple[int, int, int]]:
@@ -51,8 +51,8 @@ def test_lackey_two_space_I_and_one_space_data_records(write):
     assert k.tolist() == [0, 2, 1, 3]
     assert g.tolist() == [0x0401AB70, 0x1FFF000758, 0x04A4D040, 0x00109139]
     assert s.tolist() == [3, 8, 4, 16]
-    assert k.dtype == np.uint8 and g.dtype == np.uint64 and s.dtype == np.uint16
-    assert a.by_kind == {"I": 1, "L": 1, "S": 1, "M": 1} and a.lines == 4
+    assert k.dtype == np.uint8 and g.dtype == np.uint64 and s.dtype == np.uint64
+    assert a.by_kind == {"I": 1, "L": 1, "S": 1, "M": 1, "U": 0} and a.lines == 4
 
 
 def test_lackey_addresses_of_8_or_more_hex_digits_split_on_comma(write):
@@ -64,21 +64,21 @@ def test_lackey_addresses_of_8_or_more_hex_digits_split_on_comma(write):
 def test_lackey_32bit_cachelab_trace_counts():
     # awk '{print $1}' csapp2e_cachelab_long_head1000.trace | sort | uniq -c  ->  851 L, 81 S, 68 M
     _, g, _, a = parse(DATA / "csapp2e_cachelab_long_head1000.trace")
-    assert a.by_kind == {"I": 0, "L": 851, "S": 81, "M": 68}
+    assert a.by_kind == {"I": 0, "L": 851, "S": 81, "M": 68, "U": 0}
     assert int(g.max()) < 1 << 32
 
 
 def test_lackey_64bit_cachelab_trace_with_9_digit_addresses():
     # awk '{print $1}' csapp3e_cachelab_long_64bit_head1000.trace | sort | uniq -c  ->  851 L, 149 S
     _, g, _, a = parse(DATA / "csapp3e_cachelab_long_64bit_head1000.trace")
-    assert a.by_kind == {"I": 0, "L": 851, "S": 149, "M": 0}
+    assert a.by_kind == {"I": 0, "L": 851, "S": 149, "M": 0, "U": 0}
     assert 0x7FEFE05A8 in g.tolist()
 
 
 def test_lackey_cachelab_trans_trace_keeps_I_lines():
     # awk '/^I/{i++} /^ L/{l++} /^ S/{s++} /^ M/{m++} END{print i,l,s,m}'  ->  378 156 42 20
     _, _, _, a = parse(DATA / "csapp2e_cachelab_trans.trace")
-    assert a.by_kind == {"I": 378, "L": 156, "S": 42, "M": 20} and a.lines == 596
+    assert a.by_kind == {"I": 378, "L": 156, "S": 42, "M": 20, "U": 0} and a.lines == 596
 
 
 def test_lackey_valgrind_message_lines_anywhere_including_trailing_space_only(write):
@@ -100,7 +100,7 @@ def test_lackey_superblock_lines_are_non_records():
     # xz -dc F | awk '/^I  /{i++} /^ L /{l++} /^ S /{s++} /^ M /{m++} /^==/{e++} /^SB /{sb++} END{...}'
     #   -> 127785 I, 27901 L, 10266 S, 1504 M, 24 '==', 26441 SB, 193921 lines
     _, _, _, a = parse(DATA / "lackey_true_superblocks.lackey.xz")
-    assert a.by_kind == {"I": 127785, "L": 27901, "S": 10266, "M": 1504}
+    assert a.by_kind == {"I": 127785, "L": 27901, "S": 10266, "M": 1504, "U": 0}
     assert a.non_records == {"valgrind_message": 24, "superblock": 26441}
     assert a.lines == 193921
     assert a.footer_check()["status"] == "ok"
@@ -141,7 +141,7 @@ def test_lackey_foreign_line_is_an_error_naming_file_line_text_and_expectation()
 def test_lackey_skip_bad_turns_foreign_lines_into_counted_skips():
     # xz -dc F | awk ... -> 304667 I, 70103 L, 29994 S, 1728 M, 24 '==', 406517 lines
     _, _, _, a = parse(DATA / "lackey_echo_logfd1.lackey.xz", skip_bad=True)
-    assert a.by_kind == {"I": 304667, "L": 70103, "S": 29994, "M": 1728}
+    assert a.by_kind == {"I": 304667, "L": 70103, "S": 29994, "M": 1728, "U": 0}
     assert a.skipped == {"bad_line": 1} and a.lines == 406517
     assert any("402319" in w and "hello-from-client" in w for w in a.warnings)
 
@@ -206,7 +206,7 @@ def test_lackey_footer_mismatch_is_a_warning_not_an_error(write):
 def test_lackey_two_footers_of_a_forked_child_are_summed():
     # fork.c under lackey, one log: footers 124,528 + 125,125; 126479 I lines (awk '/^I  /')
     _, _, _, a = parse(DATA / "lackey_fork_two_footers.lackey.xz")
-    assert a.by_kind == {"I": 126479, "L": 27598, "S": 10419, "M": 1505}
+    assert a.by_kind == {"I": 126479, "L": 27598, "S": 10419, "M": 1505, "U": 0}
     fc = a.footer_check()
     assert fc["footers"] == 2 and fc["footer"] == 124528 + 125125 and fc["status"] == "mismatch"
     assert any("forked child" in w for w in a.warnings)

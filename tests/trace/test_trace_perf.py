@@ -97,7 +97,7 @@ def test_perf_raw_x_separator_with_symbol_containing_separator_and_colons(tmp_pa
 
 def test_perf_raw_x86_store_sample(tmp_path):
     s, rows = run(DATA / "perf_mem_report_D_store_x86.txt", tmp_path)
-    assert s.by_kind == {"I": 0, "L": 0, "S": 1, "M": 0}
+    assert s.by_kind == {"I": 0, "L": 0, "S": 1, "M": 0, "U": 0}
     assert rows[0]["gva"] == 0xFFFF88021F50E2C0 and rows[0]["data_src"] == 0x5080144
 
 
@@ -178,5 +178,5 @@ def test_perf_script_records_are_numpy_dtypes_of_the_schema(tmp_path):
     from memmodel.trace.store import iter_batches
 
     b = next(iter_batches(DATA / "perf_script_intel_adl_mem_loads_ldlat.txt", ("kind", "gva", "size", "tlb", "time")))
-    assert b["kind"].dtype == np.uint8 and b["gva"].dtype == np.uint64 and b["size"].dtype == np.uint16
+    assert b["kind"].dtype == np.uint8 and b["gva"].dtype == np.uint64 and b["size"].dtype == np.uint64
     assert b["tlb"].dtype == np.uint8 and b["time"].dtype == np.uint64

@@ -38,7 +38,7 @@ def test_summary_has_speed_and_footer_fields(tmp_path, write):
     s = ingest([write("a.lackey", LACKEY)], tmp_path / "a.parquet").to_dict()
     for k in ("lines", "records", "skipped", "by_kind", "non_records", "footer_check", "seconds", "mb_per_s"):
         assert k in s
-    assert set(s["by_kind"]) == {"I", "L", "S", "M"}
+    assert set(s["by_kind"]) == {"I", "L", "S", "M", "U"} and s["unmaps"] == 0 and s["unmapped_bytes"] == 0
 
 
 def test_trace_identity_of_raw_and_store_files(tmp_path, write):
@@ -91,7 +91,7 @@ def test_iter_batches_yields_fresh_numpy_arrays_in_record_order(tmp_path, write)
         assert [len(b["gva"]) for b in batches] == [100] * 10
         g = np.concatenate([b["gva"] for b in batches])
         assert g.tolist() == list(range(1000))
-        assert batches[0]["kind"].dtype == np.uint8 and batches[0]["size"].dtype == np.uint16
+        assert batches[0]["kind"].dtype == np.uint8 and batches[0]["size"].dtype == np.uint64
 
 
 def test_iter_batches_missing_column_is_an_error(write):
@@ -114,7 +114,7 @@ def test_info_counts_distinct_pages_including_straddling_accesses(write):
         "I  00400000,4\n L 00000ffe,4\n S 00001000,8\n L 00200000,1\n I 40000000,2\n",
     )
     d = trace_info(p)
-    assert d["by_kind"] == {"I": 2, "L": 2, "S": 1, "M": 0}
+    assert d["by_kind"] == {"I": 2, "L": 2, "S": 1, "M": 0, "U": 0}
     # data: 0xffe..0x1001 straddles pages 0 and 1; 0x1000 page 1; 0x200000 page 0x200
     assert d["pages"]["data"] == {"4K": 3, "2M": 2, "1G": 1}
     assert d["pages"]["all"] == {"4K": 5, "2M": 4, "1G": 2}

@@ -21,7 +21,7 @@ def test_records_written_from_a_frame_read_back_identically_in_order(tmp_path: P
     got = {k: np.concatenate([b[k] for b in batches]) for k in ("kind", "gva", "size")}
     assert got["kind"].tolist() == [0, 1, 2, 3, 1]
     assert got["gva"].tolist() == [0x400000, 2**64 - 8, 0x1000, 0x1FFC, 7]
-    assert got["gva"].dtype == np.uint64 and got["size"].dtype == np.uint16
+    assert got["gva"].dtype == np.uint64 and got["size"].dtype == np.uint64
 
 
 def test_store_metadata_names_the_source_and_reconciles(tmp_path: Path) -> None:
@@ -32,13 +32,13 @@ def test_store_metadata_names_the_source_and_reconciles(tmp_path: Path) -> None:
     (inp,) = md["inputs"]
     assert inp["identity"]["path"] == "unit test" and md["records"] == 2
     acct = inp["accounting"]
-    assert acct["lines"] == acct["records"] == 2 and acct["by_kind"] == {"I": 1, "L": 1, "S": 0, "M": 0}
+    assert acct["lines"] == acct["records"] == 2 and acct["by_kind"] == {"I": 1, "L": 1, "S": 0, "M": 0, "U": 0}
     assert trace_identity(out)["kind"] == "store"
 
 
 def test_bad_records_are_rejected_with_the_source_named(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="synthetic: records have no column"):
         write_store(tmp_path / "x.parquet", {"kind": [1], "gva": [2]}, source="synthetic")
-    with pytest.raises(TraceError, match=r"codes other than 0\.\.3"):
+    with pytest.raises(TraceError, match=r"codes other than 0\.\.4"):
         write_store(tmp_path / "x.parquet", {"kind": [7], "gva": [2], "size": [1]}, source="synthetic")
     assert not (tmp_path / "x.parquet").exists()
