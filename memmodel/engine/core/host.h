@@ -1,0 +1,124 @@
+/* The host side: host faults, host touch, host translate with the nested TLB and host PSCs (sections 2, 4).
+ * Part of the engine core: included once, in order, by memmodel/engine/_core.c (not standalone). */
+#ifndef MEMMODEL_CORE_HOST_H
+#define MEMMODEL_CORE_HOST_H
+
+/* ---------------------------------------------------------------------------------------------
+ * Host side (MODEL.md section 2: host faults, host touch; section 4: host translate)
+ * -------------------------------------------------------------------------------------------*/
+static inline int64_t host_tbl_index(const Host *h, int64_t frame, int k) {
+    return frame >> (9 * (h->levels - k + 1));
+}
+
+static void resident_changed(Engine *e) {
+    uint64_t res = e->C[C_HOST_BACKED_BYTES] - e->C[C_HOST_FREED_BYTES];
+    e->C[C_HOST_RESIDENT_BYTES] = res;
+    if (res > e->C[C_HOST_RESIDENT_PEAK_BYTES]) e->C[C_HOST_RESIDENT_PEAK_BYTES] = res;
+}
+
+/* Host fault at guest frame `frame` (unbacked). */
+static int host_fault(Engine *e, int64_t frame) {
+    Host *h = &e->h;
+    int s = 0;
+    for (int cand = 30; cand >= 12; cand -= 9) {
+        if (cand > h->pshift) continue;
+        if (cand == 30 && h->occ1g[frame >> 18] != 0) continue;
+        if (cand == 21 && h->occ2m[frame >> 9] != 0) continue;
+        if (buddy_can_alloc(&h->buddy, cand - 12)) { s = cand; break; }
+    }
+    if (s == 0) return ST_OOM_HOST;
+    int leaf = leaf_level(h->levels, s);
+    for (int k = 2; k <= leaf; k++) {
+        int64_t t = host_tbl_index(h, frame, k);
+        if (!h->tbl[k][t]) {
+            if (buddy_alloc(&h->buddy, 0) < 0) return ST_OOM_HOST;
+            h->tbl[k][t] = 1;
+            e->C[C_HOST_PT_PAGES]++;
+        }
+    }
+    int64_t hf = buddy_alloc(&h->buddy, s - 12);
+    if (hf < 0) return ST_OOM_HOST;
+    int64_t span = (int64_t)1 << (s - 12);
+    int64_t first = (frame >> (s - 12)) << (s - 12);
+    int refault = h->ever[frame];
+    for (int64_t i = 0; i < span; i++) {
+        h->shift[first + i] = (uint8_t)s;
+        h->hframe[first + i] = (uint32_t)(hf + i);
+        h->ever[first + i] = 1;
+    }
+    if (s == 30) {
+        for (int64_t r = first >> 9; r < (first >> 9) + 512; r++) h->occ2m[r] = 512;
+    } else {
+        h->occ2m[frame >> 9] += (int32_t)span;
+    }
+    h->occ1g[frame >> 18] += (int32_t)span;
+    e->C[C_HOST_FAULTS]++;
+    e->C[C_HOST_PAGES_4K + (s - 12) / 9]++;
+    if (s < h->pshift) e->C[C_HOST_FALLBACKS]++;
+    e->C[C_HOST_BACKED_BYTES] += 1ULL << s;
+    if (h->zeroing) {
+        e->C[C_HOST_ZEROED_BYTES] += 1ULL << s;
+        if (refault) e->C[C_HOST_ZEROED_REFAULT_BYTES] += 1ULL << s;
+    }
+    resident_changed(e);
+    return ST_OK;
+}
+
+/* Host-touch guest frames [first, first + n) in ascending order. */
+static int host_touch(Engine *e, int64_t first, int64_t n) {
+    Host *h = &e->h;
+    int64_t f = first, end = first + n;
+    while (f < end) {
+        if (h->shift[f] == 0) {
+            int st = host_fault(e, f);
+            if (st) return st;
+        }
+        int sub = h->shift[f] - 12;
+        f = ((f >> sub) + 1) << sub;
+    }
+    return ST_OK;
+}
+
+static int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels, uint64_t page) {
+    for (int j = leaf - 1; j >= 1; j--) {
+        int a = psc[j];
+        if (a >= 0) {
+            uint64_t key = page >> (9 * (levels - j));
+            if (lru_lookup(e->tags, &e->arrays[a], key, (int64_t)key)) return j;
+        }
+    }
+    return 0;
+}
+
+static void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels, uint64_t page) {
+    for (int j = k + 1; j < leaf; j++) {
+        int a = psc[j];
+        if (a >= 0) {
+            uint64_t key = page >> (9 * (levels - j));
+            lru_fill(e->tags, &e->arrays[a], key, (int64_t)key);
+        }
+    }
+}
+
+/* Host-translate guest frame `frame` (backed); returns the host PTE loads. */
+static int host_translate(Engine *e, int64_t frame) {
+    Host *h = &e->h;
+    int hs = h->shift[frame];
+    int code = (hs - 12) / 9;
+    uint64_t pfn = (uint64_t)frame >> (hs - 12);
+    int H = h->levels - code;
+    int64_t tag = (int64_t)((pfn << 2) | (uint64_t)code);
+    if (e->ntlb >= 0 && lru_lookup(e->tags, &e->arrays[e->ntlb], pfn, tag)) {
+        e->C[C_NTLB_HITS]++;
+        return 0;
+    }
+    e->C[C_NTLB_MISSES]++;
+    int kh = psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame);
+    int loads = H - kh;
+    e->C[C_HOST_PTE_LOADS] += (uint64_t)loads;
+    psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame);
+    if (e->ntlb >= 0) lru_fill(e->tags, &e->arrays[e->ntlb], pfn, tag);
+    return loads;
+}
+
+#endif /* MEMMODEL_CORE_HOST_H */

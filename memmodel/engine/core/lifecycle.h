@@ -1,0 +1,344 @@
+/* The memory lifecycle as events: invalidation (9), release, U records (7), reporting passes (8).
+ * Part of the engine core: included once, in order, by memmodel/engine/_core.c (not standalone). */
+#ifndef MEMMODEL_CORE_LIFECYCLE_H
+#define MEMMODEL_CORE_LIFECYCLE_H
+
+/* ---------------------------------------------------------------------------------------------
+ * Invalidation (MODEL.md section 9)
+ * -------------------------------------------------------------------------------------------*/
+static void empty_tlbs(Engine *e) {
+    int done[64] = {0};
+    for (int c = 0; c < 3; c++) {
+        int ids[2] = {e->l1_of[c], e->l2_of[c]};
+        for (int i = 0; i < 2; i++)
+            if (ids[i] >= 0 && !done[ids[i]]) { lru_empty(e->tags, &e->arrays[ids[i]]); done[ids[i]] = 1; }
+    }
+}
+
+static void empty_list(Engine *e, const int *ids, int n) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= 0) lru_empty(e->tags, &e->arrays[ids[i]]);
+}
+
+static void event_boundary(Engine *e) { e->last_counter = -1; }
+
+/* A release changed a mapping or a backing: every cached slot becomes stale. The generation is 32-bit;
+ * at its wrap every slot is marked stale by hand so that an old generation can never pass as current. */
+static void bump_gen(Engine *e) {
+    if (++e->gen == 0) {
+        for (int64_t i = 0; i < e->slots.cap; i++) e->slots.e[i].gen = 0;
+        e->gen = 1;
+    }
+}
+
+/* Guest-initiated invalidation of [p, q) after a release that split or freed something. */
+static void guest_invalidate(Engine *e, u128 p, u128 q) {
+    u128 pages = (q - p) >> 12;
+    if (pages <= 33) {
+        for (u128 x = p; x < q; x += 4096) {
+            for (int c = 0; c < 3; c++) {
+                int s = 12 + 9 * c;
+                uint64_t vpn = (uint64_t)(x >> s);
+                int64_t tag = (int64_t)((vpn << 2) | (uint64_t)c);
+                if (e->l1_of[c] >= 0) lru_invalidate(e->tags, &e->arrays[e->l1_of[c]], vpn, tag);
+                if (e->l2_of[c] >= 0) lru_invalidate(e->tags, &e->arrays[e->l2_of[c]], vpn, tag);
+            }
+        }
+        e->C[C_TLB_PAGE_INVALIDATIONS] += (uint64_t)pages;
+    } else {
+        empty_tlbs(e);
+        e->C[C_TLB_FLUSHES]++;
+    }
+    empty_list(e, e->gpsc, 6);
+}
+
+/* Host-initiated flush: KVM flushes the whole guest TLB after changing its EPT/NPT mappings. */
+static void host_flush(Engine *e) {
+    empty_tlbs(e);
+    empty_list(e, e->gpsc, 6);
+    empty_list(e, e->hpsc, 6);
+    if (e->ntlb >= 0) lru_empty(e->tags, &e->arrays[e->ntlb]);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Release (MODEL.md section 7), host side: guest frames [fp, fq)
+ * -------------------------------------------------------------------------------------------*/
+/* Split the host page backing frame f into 512 pages of the next smaller size. */
+static int host_split(Engine *e, int64_t f) {
+    Host *h = &e->h;
+    int s = h->shift[f];
+    int64_t first = (f >> (s - 12)) << (s - 12);
+    int ns = s - 9;
+    int k = leaf_level(h->levels, ns);
+    int64_t t = host_tbl_index(h, first, k);
+    if (!h->tbl[k][t]) {
+        if (buddy_alloc(&h->buddy, 0) < 0) return ST_OOM_HOST;
+        h->tbl[k][t] = 1;
+        e->C[C_HOST_PT_PAGES]++;
+    }
+    int64_t span = (int64_t)1 << (s - 12);
+    for (int64_t i = 0; i < span; i++) h->shift[first + i] = (uint8_t)ns;
+    e->C[C_HOST_SPLITS]++;
+    return ST_OK;
+}
+
+/* Release guest-physical frames [fp, fq) on the host side; *changed = 1 if a host page was freed or split. */
+static int host_release(Engine *e, int64_t fp, int64_t fq, int *changed) {
+    Host *h = &e->h;
+    int64_t gframes = e->g.frames;
+    if (fq > gframes) fq = gframes;
+    if (fp >= fq) return ST_OK;
+    /* 1. split: pages crossing fp first, then those crossing fq */
+    int64_t bounds[2] = {fp, fq};
+    for (int b = 0; b < 2; b++) {
+        int64_t x = bounds[b];
+        if (x >= gframes) continue;
+        while (h->shift[x] > 12) {
+            int sub = h->shift[x] - 12;
+            if (((x >> sub) << sub) == x) break;  /* the page starts at x: does not cross it */
+            int st = host_split(e, x);
+            if (st) return st;
+            *changed = 1;
+        }
+    }
+    /* 2. free every host page inside [fp, fq), ascending; skip unbacked regions quickly */
+    int64_t f = fp;
+    while (f < fq) {
+        if (h->occ1g[f >> 18] == 0) { f = ((f >> 18) + 1) << 18; continue; }
+        if (h->occ2m[f >> 9] == 0) { f = ((f >> 9) + 1) << 9; continue; }
+        int s = h->shift[f];
+        if (s == 0) { f++; continue; }
+        int64_t span = (int64_t)1 << (s - 12);
+        /* f is the first frame of its page (no page crosses fp, and pages are visited in order) */
+        buddy_free(&h->buddy, h->hframe[f], s - 12);
+        for (int64_t i = 0; i < span; i++) h->shift[f + i] = 0;
+        if (s == 30) {
+            for (int64_t r = f >> 9; r < (f >> 9) + 512; r++) h->occ2m[r] = 0;
+        } else {
+            h->occ2m[f >> 9] -= (int32_t)span;
+        }
+        h->occ1g[f >> 18] -= (int32_t)span;
+        e->C[C_HOST_FREED_BYTES] += 1ULL << s;
+        *changed = 1;
+        f += span;
+    }
+    resident_changed(e);
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Release, guest side: virtual [p, q) (q may be 2^64)
+ * -------------------------------------------------------------------------------------------*/
+/* The guest mapping covering address x: its table node, entry index and shift; 0 when unmapped. */
+static int guest_find(const Guest *g, uint64_t x, int64_t *node, int *idx) {
+    int L = g->levels;
+    int64_t n = hash_get(&g->root, x >> entry_shift(L, 1));
+    for (int k = 2; k <= L && n >= 0; k++) {
+        int es = entry_shift(L, k);
+        int i = (int)((x >> es) & 511);
+        if (g->nodes[n].map[i]) { *node = n; *idx = i; return es; }
+        n = g->nodes[n].child[i];
+    }
+    return 0;
+}
+
+static int guest_split(Engine *e, uint64_t x) {
+    Guest *g = &e->g;
+    int64_t n;
+    int idx;
+    int s = guest_find(g, x, &n, &idx);
+    int L = g->levels;
+    int ns = s - 9;
+    int k = leaf_level(L, ns);       /* the table that will hold the smaller pages */
+    int64_t data = g->nodes[n].map[idx] - 1;
+    uint64_t base = (x >> s) << s;
+    int64_t t;
+    int st = guest_table(e, base, k, &t);
+    if (st) return st;
+    g->nodes[n].map[idx] = 0;  /* n is still valid: guest_table may have realloc'ed, re-index below */
+    Node *child = &e->g.nodes[t];
+    int64_t step = (int64_t)1 << (ns - 12);
+    for (int i = 0; i < 512; i++) child->map[i] = data + i * step + 1;
+    /* nmap: the path to the old entry loses one mapping, the child table gains 512 */
+    child->nmap += 512;
+    guest_count_path(g, base, k - 1, 511);
+    e->C[C_GUEST_SPLITS]++;
+    return ST_OK;
+}
+
+typedef struct {
+    u128 p, q;
+    int changed;
+    int passthrough;
+    int host_changed;
+} ReleaseCtx;
+
+/* Visit the mappings of node n (a level-k table) intersecting [p, q), ascending. */
+static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseCtx *cx) {
+    Guest *g = &e->g;
+    int L = g->levels;
+    int es = entry_shift(L, k);
+    u128 span = (u128)1 << es;
+    u128 lo = cx->p > node_base ? (cx->p - node_base) >> es : 0;
+    for (u128 i = lo; i < 512; i++) {
+        u128 b = (u128)node_base + i * span;
+        if (b >= cx->q) break;
+        u128 end = b + span;
+        if (end <= cx->p) continue;
+        Node *node = &g->nodes[n];
+        if (node->map[i]) {
+            int64_t data = node->map[i] - 1;
+            if (cx->passthrough) {
+                /* discard the guest-physical image of the intersection */
+                u128 a0 = b > cx->p ? b : cx->p;
+                u128 a1 = end < cx->q ? end : cx->q;
+                int64_t f0 = data + (int64_t)((a0 - b) >> 12);
+                int64_t f1 = data + (int64_t)((a1 - b) >> 12);
+                int st = host_release(e, f0, f1, &cx->host_changed);
+                if (st) return st;
+            } else {
+                /* entirely inside [p, q) after the splits: unmap and free its frames */
+                node->map[i] = 0;
+                guest_count_path(g, (uint64_t)b, k, -1);
+                buddy_free(&g->buddy, data, es - 12);
+                e->C[C_GUEST_FREED_BYTES] += 1ULL << es;
+                e->C[C_GUEST_RESIDENT_BYTES] -= 1ULL << es;
+                cx->changed = 1;
+            }
+        } else if (node->child[i] >= 0 && g->nodes[node->child[i]].nmap > 0 && k < L) {
+            int st = guest_visit(e, node->child[i], k + 1, (uint64_t)b, cx);
+            if (st) return st;
+        }
+    }
+    return ST_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int guest_range(Engine *e, ReleaseCtx *cx) {
+    Guest *g = &e->g;
+    int L = g->levels;
+    int top = entry_shift(L, 1);  /* a level-2 table covers 2^top bytes */
+    /* the level-2 tables intersecting [p, q), in ascending order */
+    int64_t n_ids = 0;
+    uint64_t *ids = (uint64_t *)malloc((size_t)(g->root.used + 1) * sizeof(uint64_t));
+    if (!ids) return ST_NOMEM;
+    for (int64_t i = 0; i < g->root.cap; i++) {
+        if (!g->root.keys[i]) continue;
+        uint64_t id = g->root.keys[i] - 1;
+        u128 b = (u128)id << top, end = b + ((u128)1 << top);
+        if (b < cx->q && end > cx->p) ids[n_ids++] = id;
+    }
+    qsort(ids, (size_t)n_ids, sizeof(uint64_t), cmp_u64);
+    int st = ST_OK;
+    for (int64_t i = 0; i < n_ids && st == ST_OK; i++) {
+        int64_t n = hash_get(&g->root, ids[i]);
+        if (g->nodes[n].nmap > 0) st = guest_visit(e, n, 2, (uint64_t)((u128)ids[i] << top), cx);
+    }
+    free(ids);
+    return st;
+}
+
+/* A U(a, n) record (MODEL.md section 7). */
+static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
+    const u128 TOP = (u128)1 << 64;
+    u128 p = (((u128)a + 4095) >> 12) << 12;
+    u128 q = ((((u128)a + n) + 4095) >> 12) << 12;
+    if (p > TOP) p = TOP;
+    if (q > TOP) q = TOP;
+    e->C[C_UNMAPS]++;
+    event_boundary(e);
+    if (q <= p) return ST_OK;
+    e->unmapped_bytes += q - p;
+    ReleaseCtx cx = {p, q, 0, e->g.unmap_passthrough, 0};
+    int st;
+    if (!cx.passthrough) {
+        /* 1. split the pages crossing p, then those crossing q */
+        u128 bounds[2] = {p, q};
+        for (int b = 0; b < 2; b++) {
+            if (bounds[b] >= TOP) continue;
+            uint64_t x = (uint64_t)bounds[b];
+            for (;;) {
+                int64_t nd;
+                int idx;
+                int s = guest_find(&e->g, x, &nd, &idx);
+                if (s <= 12 || ((x >> s) << s) == x) break;
+                st = guest_split(e, x);
+                if (st) return st;
+                cx.changed = 1;
+            }
+        }
+        /* 2. free the pages inside */
+        st = guest_range(e, &cx);
+        if (st) return st;
+        if (cx.changed) {
+            bump_gen(e);
+            guest_invalidate(e, p, q);
+        }
+    } else {
+        st = guest_range(e, &cx);
+        if (st) return st;
+        if (cx.host_changed) {
+            bump_gen(e);
+            e->C[C_HOST_DISCARDS]++;
+            host_flush(e);
+        }
+    }
+    return ST_OK;
+}
+
+/* A free page reporting pass (MODEL.md section 8). */
+static int report_pass(Engine *e) {
+    e->C[C_REPORT_TICKS]++;
+    event_boundary(e);
+    Buddy *b = &e->g.buddy;
+    int min_order = e->p.report_order;
+    /* the free blocks of order >= min_order, ascending by address: merge the per-order bitmaps */
+    int64_t total = 0;
+    for (int o = min_order; o <= MAX_ORDER; o++) total += b->nr_free[o];
+    if (total == 0) return ST_OK;
+    uint64_t *blocks = (uint64_t *)malloc((size_t)total * sizeof(uint64_t));
+    if (!blocks) return ST_NOMEM;
+    int64_t nb = 0;
+    for (int o = min_order; o <= MAX_ORDER; o++) {
+        for (int64_t w = 0; w < b->nwords[o]; w++) {
+            uint64_t word = b->bits[o][w];
+            while (word) {
+                int bit = __builtin_ctzll(word);
+                word &= word - 1;
+                uint64_t start = (uint64_t)(((w << 6) + bit) << o);
+                blocks[nb++] = (start << 5) | (uint64_t)o;  /* frames < 2^58: room for the order */
+            }
+        }
+    }
+    qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
+    int any = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int o = (int)(blocks[i] & 31);
+        int64_t start = (int64_t)(blocks[i] >> 5);
+        int changed = 0;
+        int st = host_release(e, start, start + ((int64_t)1 << o), &changed);
+        if (st) { free(blocks); return st; }
+        if (changed) {
+            e->C[C_HOST_DISCARDS]++;
+            any = 1;
+        }
+    }
+    free(blocks);
+    if (any) {
+        bump_gen(e);
+        host_flush(e);  /* one flush per counted discard; flushing twice leaves the same state */
+    }
+    return ST_OK;
+}
+
+static inline int tick(Engine *e) {
+    e->clock++;
+    if (e->p.report && e->clock % (uint64_t)e->p.report_interval == 0) return report_pass(e);
+    return ST_OK;
+}
+
+#endif /* MEMMODEL_CORE_LIFECYCLE_H */

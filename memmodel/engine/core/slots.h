@@ -1,0 +1,105 @@
+/* Per-page slots: what a 4 KiB virtual page's translations need, with a generation (exactness: _core.c).
+ * Part of the engine core: included once, in order, by memmodel/engine/_core.c (not standalone). */
+#ifndef MEMMODEL_CORE_SLOTS_H
+#define MEMMODEL_CORE_SLOTS_H
+
+/* ---------------------------------------------------------------------------------------------
+ * Slots: what a 4 KiB virtual page's translations need
+ * -------------------------------------------------------------------------------------------*/
+static int slots_init(Slots *t, int64_t cap) {
+    t->e = (Slot *)calloc((size_t)cap, sizeof(Slot));
+    t->cold = (SlotCold *)malloc((size_t)cap * sizeof(SlotCold));
+    t->cap = cap;
+    t->used = 0;
+    return (t->e && t->cold) ? ST_OK : ST_NOMEM;
+}
+
+static inline SlotCold *cold_of(const Slots *t, const Slot *x) { return &t->cold[x - t->e]; }
+
+static inline Slot *slot_find(const Slots *t, uint64_t p4) {
+    uint64_t k = p4 + 1;
+    uint64_t i = hash_slot(k, t->cap);
+    for (;;) {
+        Slot *x = &t->e[i];
+        if (x->key == k) return x;
+        if (x->key == 0) return NULL;
+        i = (i + 1) & (uint64_t)(t->cap - 1);
+    }
+}
+
+/* A new (zeroed) slot for p4, which must be absent; grows the table at half load. */
+static Slot *slot_insert(Slots *t, uint64_t p4) {
+    if (2 * (t->used + 1) > t->cap) {
+        Slots bigger;
+        if (slots_init(&bigger, t->cap * 2) != ST_OK) {
+            free(bigger.e);
+            free(bigger.cold);
+            return NULL;
+        }
+        for (int64_t j = 0; j < t->cap; j++) {
+            if (!t->e[j].key) continue;
+            uint64_t i = hash_slot(t->e[j].key, bigger.cap);
+            while (bigger.e[i].key) i = (i + 1) & (uint64_t)(bigger.cap - 1);
+            bigger.e[i] = t->e[j];
+            bigger.cold[i] = t->cold[j];
+        }
+        bigger.used = t->used;
+        free(t->e);
+        free(t->cold);
+        *t = bigger;
+    }
+    uint64_t k = p4 + 1;
+    uint64_t i = hash_slot(k, t->cap);
+    while (t->e[i].key) i = (i + 1) & (uint64_t)(t->cap - 1);
+    t->e[i].key = k;
+    t->used++;
+    return &t->e[i];
+}
+
+/* Resolve page p4 (steps 1-2 of MODEL.md section 3): guest fault if unmapped, host fault if unbacked;
+ * fill its slot. */
+static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
+    Slot *slot = *slot_io;
+    int refault = slot != NULL;  /* translated before: a fault now is a re-fault after a release */
+    uint64_t v = p4 << 12;
+    int64_t gframe = 0;
+    int gs = guest_lookup(&e->g, v, &gframe);
+    if (gs == 0) {
+        int st = guest_fault(e, v, refault);
+        if (st) return st;
+        gs = guest_lookup(&e->g, v, &gframe);
+    }
+    int es = gs;
+    if (e->p.virt) {
+        if (e->h.shift[gframe] == 0) {
+            int st = host_fault(e, gframe);
+            if (st) return st;
+        }
+        int hs = e->h.shift[gframe];
+        if (hs < es) es = hs;
+    }
+    if (slot == NULL) {
+        slot = slot_insert(&e->slots, p4);
+        if (!slot) return ST_NOMEM;
+        e->C[C_TOUCHED_PAGES]++;
+        *slot_io = slot;
+    }
+    SlotCold *cold = cold_of(&e->slots, slot);
+    cold->gframe = gframe;
+    slot->gs = (uint8_t)gs;
+    slot->es = (uint8_t)es;
+    slot->gen = e->gen;
+    /* the guest tables on the page's path (levels 2..leaf(gs)): tables are never freed, and a page
+     * whose size changes gets a new generation, so these stay right while the slot is current */
+    Guest *g = &e->g;
+    int L = g->levels;
+    int G = leaf_level(L, gs);
+    int64_t n = -1;
+    for (int j = 2; j <= G; j++) {
+        n = j == 2 ? hash_get(&g->root, v >> entry_shift(L, 1)) : g->nodes[n].child[(v >> entry_shift(L, j - 1)) & 511];
+        cold->tbl[j - 2] = g->nodes[n].gframe;
+    }
+    return ST_OK;
+}
+
+#endif /* MEMMODEL_CORE_SLOTS_H */

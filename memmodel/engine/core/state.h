@@ -1,0 +1,211 @@
+/* Named state: hash tables, the guest radix page tables, slots, the host backing, the Engine.
+ * Part of the engine core: included once, in order, by memmodel/engine/_core.c (not standalone). */
+#ifndef MEMMODEL_CORE_STATE_H
+#define MEMMODEL_CORE_STATE_H
+
+/* ---------------------------------------------------------------------------------------------
+ * Guest page tables (radix tree) and the virtual-page slot cache
+ * -------------------------------------------------------------------------------------------*/
+typedef struct {
+    int64_t gframe;       /* guest frame of this table (its guest-physical address >> 12) */
+    int64_t nmap;         /* leaf mappings in this table and below */
+    int32_t child[512];   /* node index of the next-level table under each entry, -1 = none */
+    int64_t map[512];     /* leaf mapping of this entry's size: its first guest frame + 1, 0 = none */
+} Node;
+
+typedef struct {          /* open addressing, linear probing; key 0 = empty (keys are stored + 1) */
+    uint64_t *keys;
+    int64_t *vals;
+    int64_t cap;          /* power of two */
+    int64_t used;
+} Hash;
+
+static int hash_init(Hash *h, int64_t cap) {
+    h->cap = cap;
+    h->used = 0;
+    h->keys = (uint64_t *)calloc((size_t)cap, sizeof(uint64_t));
+    h->vals = (int64_t *)malloc((size_t)cap * sizeof(int64_t));
+    return (h->keys && h->vals) ? ST_OK : ST_NOMEM;
+}
+
+static inline uint64_t hash_slot(uint64_t key, int64_t cap) {
+    return ((key * 0x9E3779B97F4A7C15ULL) >> 20) & (uint64_t)(cap - 1);
+}
+
+static inline int64_t hash_get(const Hash *h, uint64_t key) {
+    uint64_t k = key + 1;
+    uint64_t i = hash_slot(k, h->cap);
+    for (;;) {
+        uint64_t x = h->keys[i];
+        if (x == k) return h->vals[i];
+        if (x == 0) return -1;
+        i = (i + 1) & (uint64_t)(h->cap - 1);
+    }
+}
+
+static int hash_put(Hash *h, uint64_t key, int64_t val);
+
+static int hash_grow(Hash *h) {
+    Hash bigger;
+    if (hash_init(&bigger, h->cap * 2) != ST_OK) {
+        free(bigger.keys);
+        free(bigger.vals);
+        return ST_NOMEM;
+    }
+    for (int64_t i = 0; i < h->cap; i++)
+        if (h->keys[i]) hash_put(&bigger, h->keys[i] - 1, h->vals[i]);
+    free(h->keys);
+    free(h->vals);
+    *h = bigger;
+    return ST_OK;
+}
+
+/* Insert (the key must be absent). */
+static int hash_put(Hash *h, uint64_t key, int64_t val) {
+    if (2 * (h->used + 1) > h->cap && hash_grow(h) != ST_OK) return ST_NOMEM;
+    uint64_t k = key + 1;
+    uint64_t i = hash_slot(k, h->cap);
+    while (h->keys[i] != 0) i = (i + 1) & (uint64_t)(h->cap - 1);
+    h->keys[i] = k;
+    h->vals[i] = val;
+    h->used++;
+    return ST_OK;
+}
+
+typedef struct {
+    int levels;
+    int pshift;           /* preferred page shift */
+    int zeroing;
+    int unmap_passthrough;
+    int64_t frames;
+    Buddy buddy;
+    Node *nodes;          /* tables of levels >= 2 */
+    int64_t n_nodes, cap_nodes;
+    Hash root;            /* level-2 table id -> node index */
+    int64_t root_frame;
+} Guest;
+
+/* A translated 4 KiB virtual page: the hash-table entry is the slot itself (16 bytes: a lookup touches
+ * one line, and the table of a few 10^4 pages stays in the L2 cache); what only walks read lives in a
+ * parallel "cold" array at the same index (measured: one 64-byte entry per page cost ~25% of a
+ * TLB-only replay in cache misses). */
+typedef struct {
+    uint64_t key;         /* page + 1; 0 = empty */
+    uint32_t gen;         /* generation the entry was computed in */
+    uint8_t gs, es;       /* guest page shift, effective TLB shift min(gs, hs) */
+    uint16_t pad;
+} Slot;
+
+typedef struct {
+    int64_t gframe;       /* guest frame of the page (4 KiB) */
+    int64_t tbl[4];       /* guest frames of the page's guest tables at levels 2..5 */
+} SlotCold;
+
+typedef struct {
+    Slot *e;
+    SlotCold *cold;
+    int64_t cap;          /* power of two */
+    int64_t used;         /* = pages ever translated */
+} Slots;
+
+typedef struct {
+    int levels;
+    int pshift;
+    int zeroing;
+    Buddy buddy;
+    uint8_t *shift;       /* per guest frame: host page shift backing it, 0 = unbacked */
+    uint32_t *hframe;     /* per guest frame: host frame backing it */
+    uint8_t *ever;        /* per guest frame: was ever host-backed (re-fault zeroing, an extra) */
+    int32_t *occ2m;       /* per 2 MiB guest-physical region: backed frames */
+    int32_t *occ1g;       /* per 1 GiB guest-physical region: backed frames */
+    uint8_t *tbl[6];      /* per level 2..levels: host table present, indexed by gframe >> (9 (L-k+1)) */
+} Host;
+
+typedef struct {
+    int virt;
+    int64_t window;
+    int report;
+    int64_t report_interval;
+    int report_order;
+    int only_4k;
+} Params;
+
+typedef struct {
+    PyObject_HEAD
+    Params p;
+    uint64_t C[N_COUNTERS];
+    u128 unmapped_bytes;
+    int64_t hist[HIST_SIZE];
+    int64_t *tags;
+    Lru *arrays;
+    int n_arrays;
+    int l1_of[3], l2_of[3];  /* TLB array holding entries of size code 0 (4K), 1 (2M), 2 (1G), or -1 */
+    int gpsc[6], hpsc[6];    /* PSC array of a level 1..5, or -1 */
+    int ntlb;
+    Guest g;
+    Host h;
+    Slots slots;
+    uint32_t gen;
+    uint64_t clock;          /* I/L/S/M records so far (MODEL.md section 8) */
+    /* repeat collapsing: the last translated page and the counter its repeats hit */
+    uint64_t last_p4;
+    int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
+    int last_es;             /* its effective TLB shift */
+    int64_t to_snapshot;     /* translations until the next time-series row */
+    int64_t *series;
+    int64_t series_rows, series_cap;
+    uint8_t *outcomes, *outcome_shifts;
+    int64_t n_outcomes, cap_outcomes;
+    int record_outcomes;
+    int started;
+} Engine;
+
+static inline int leaf_level(int levels, int shift) { return levels - (shift - 12) / 9; }
+
+static Node *node_new(Guest *g, int64_t gframe, int64_t *index) {
+    if (g->n_nodes == g->cap_nodes) {
+        int64_t cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        Node *bigger = (Node *)realloc(g->nodes, (size_t)cap * sizeof(Node));
+        if (!bigger) return NULL;
+        g->nodes = bigger;
+        g->cap_nodes = cap;
+    }
+    Node *n = &g->nodes[g->n_nodes];
+    n->gframe = gframe;
+    n->nmap = 0;
+    memset(n->child, 0xff, sizeof(n->child));
+    memset(n->map, 0, sizeof(n->map));
+    *index = g->n_nodes++;
+    return n;
+}
+
+/* Shift of the address bits that index the entries of a level-k table. */
+static inline int entry_shift(int levels, int k) { return 12 + 9 * (levels - k); }
+
+/* Index of the level-k table (k >= 2) covering v, or -1 when it does not exist. */
+static int64_t table_of(const Guest *g, uint64_t v, int k) {
+    int L = g->levels;
+    int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
+    for (int lvl = 3; lvl <= k && n >= 0; lvl++)
+        n = g->nodes[n].child[(v >> entry_shift(L, lvl - 1)) & 511];
+    return n;
+}
+
+/* The guest mapping of v: returns its shift (0 = unmapped) and sets *gframe to v's 4 KiB guest frame. */
+static int guest_lookup(const Guest *g, uint64_t v, int64_t *gframe) {
+    int L = g->levels;
+    int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
+    for (int k = 2; k <= L && n >= 0; k++) {
+        const Node *node = &g->nodes[n];
+        int es = entry_shift(L, k);
+        int idx = (int)((v >> es) & 511);
+        if (node->map[idx]) {
+            *gframe = node->map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (es - 12)) - 1));
+            return es;
+        }
+        n = node->child[idx];
+    }
+    return 0;
+}
+
+#endif /* MEMMODEL_CORE_STATE_H */
