@@ -1,37 +1,65 @@
-"""Engine speed: end-to-end replay (Parquet in, counters out, one core) and a TLB-only race with pycachesim.
+"""Engine speed, end to end (Parquet store in, counters out, one core), a TLB-only race with
+pycachesim's C core on the same addresses, and peak RSS.
 
 Usage::
 
-    python benchmarks/simulate.py [TRACE...] [--repeat 3]
+    python benchmarks/simulate.py [TRACE...] [--repeat 3] [--big PATH] [--callgrind]
 
-TRACE defaults to every shipped ``traces/*.lackey.xz`` (each ingested to a temporary Parquet store first).
-Prints, for ``baseline-4k`` and ``memctl-2m`` with the ``skylake`` CPU preset: trace records/s (records
-of every kind, instruction fetches included) and data translations/s, best of ``--repeat`` runs after a
-warm-up (numba compilation excluded). Then, for a TLB-only config (native, 4K pages, L1 64 x 4-way + L2
-1536 x 12-way, no PSC), memmodel's translations/s next to pycachesim's C core (``loadstore`` in bulk)
-doing the same two-level LRU TLB on the same addresses, and checks that both count the same hits.
-Goals (issue #3, 2-core machine): >= 50 M records/s and >= 20 M translations/s for the full nested model;
-TLB-only >= 2x pycachesim.
+TRACE defaults to every shipped ``traces/*.lackey.xz`` (each ingested to a temporary Parquet store
+first) plus a big random-access trace, ``--big`` (default ``/tmp/pchase-big.parquet``; ``none`` skips
+it). The big trace is not shipped; it is recorded on first use and cached at that path, exactly so::
+
+    gcc -O2 -o pchase traces/programs/pchase.c
+    memmodel record --no-syscalls -o /tmp/pchase-big.parquet -- ./pchase 6000000
+
+(a random pointer chase over 32 MiB: 35.3 M records, 28.3 M of them instruction fetches, 7.0 M data
+translations; about a minute under valgrind lackey). ``--no-syscalls`` keeps ``U`` records out, so the
+TLB-only race and the miss-ratio curves (``benchmarks/mrc.py``) can use it too.
+
+Per trace it prints, best of ``--repeat`` timed runs after a warm-up, all in this one process:
+
+* full nested model end to end (:func:`memmodel.analysis.api.run` on the store: read, decode, replay,
+  counters) for ``baseline-4k``, ``baseline-thp`` and ``memctl-2m`` with the ``skylake`` CPU preset: trace
+  records/s (every kind, instruction fetches included) and data translations/s. Goals (issue 9):
+  >= 50 M records/s and >= 20 M translations/s for baseline-4k, memctl-2m and THP no slower;
+* TLB-only (native, 4K pages, L1 64 x 4-way + L2 1536 x 12-way, no PSC): memmodel end to end from the
+  store next to pycachesim's C core (``loadstore`` in bulk on a list of the same translation
+  addresses, prepared untimed) doing the same two-level LRU TLB; both must count the same L1 hits,
+  L2 hits and misses (the script exits non-zero otherwise). Goal: >= 2x pycachesim;
+* peak RSS (``VmHWM``, MB) of a fresh process that replays one config from the store, and of one that
+  only imports memmodel: the state is bounded by the pages touched, not by the trace length,
+  so the 35 M-record trace needs no more than the 7 M-record shipped pchase;
+* with ``--callgrind``: instructions executed inside the engine core's ``feed`` for baseline-4k (valgrind
+  callgrind, ``--toggle-collect=Engine_feed``), per record and per translation: a figure that does not
+  depend on the machine's load (slow: about 50x the replay time).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+CONFIGS = ("baseline-4k", "baseline-thp", "memctl-2m")
+BIG_STEPS = 6_000_000
 
 
-def _best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    fn()  # warm-up: JIT, page cache
-    best, out = float("inf"), None
+def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """(best wall time in s over ``repeat`` runs after one warm-up run, last result)."""
+    out = fn()
+    best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
@@ -39,92 +67,200 @@ def _best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-d
     return best, out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("traces", nargs="*", help="default: every shipped trace (traces/*.lackey.xz)")
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-    for trace in args.traces or sorted((REPO / "traces").glob("*.lackey.xz")):
-        bench_trace(Path(trace), args.repeat)
-        print()
+def big_trace(path: Path, steps: int = BIG_STEPS) -> Path:
+    """The big random-access trace at ``path``: recorded once (see the module docstring), then reused."""
+    if path.exists():
+        return path
+    print(f"recording the big random trace once: pchase {steps} under valgrind lackey -> {path} (about a minute)",
+          flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part.parquet")  # renamed into place when complete: never half a cache
+    with tempfile.TemporaryDirectory() as d:
+        exe = Path(d) / "pchase"
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(REPO / "traces" / "programs" / "pchase.c")], check=True)
+        subprocess.run([sys.executable, "-m", "memmodel", "record", "--no-syscalls", "-o", str(part), "--",
+                        str(exe), str(steps)], check=True, stdout=subprocess.DEVNULL)
+    os.replace(part, path)
+    return path
 
 
-def bench_trace(trace: Path, repeat: int) -> None:
-    """Print the figures for one trace."""
-    from memmodel.analysis.api import run
+def tlb_only_config() -> Any:
+    """Native 4K pages, L1 64 x 4-way + L2 1536 x 12-way, no PSC: what pycachesim can model too."""
     from memmodel.config import parse_config
-    from memmodel.engine import Replay, translations_to_runs
-    from memmodel.trace import ingest, iter_batches
+
+    return parse_config({
+        "name": "tlb-only", "virtualized": False, "guest": {"page_size": "4K"},
+        "tlb": {"l1": [{"page_sizes": ["4K"], "entries": 64, "ways": 4}],
+                "l2": [{"page_sizes": ["4K"], "entries": 1536, "ways": 12}]},
+    })
+
+
+def translation_addresses(store: Path) -> list[int]:
+    """The address of every translation of the trace (one per L/S/M, two for a straddle), in order."""
+    from memmodel.engine import translations_to_runs
+    from memmodel.trace import iter_batches
+
+    parts = []
+    for b in iter_batches(store, ("kind", "gva", "size")):
+        p4, n, _ = translations_to_runs(b["kind"], b["gva"], b["size"])
+        parts.append(np.repeat(p4, n) << 12)
+    return np.concatenate(parts).tolist() if parts else []
+
+
+def pycachesim_tlb(addrs: list[int]) -> tuple[int, int, int]:
+    """pycachesim's C core as the same two-level LRU TLB: (L1 hits, L2 hits, L2 misses)."""
+    import cachesim
+
+    mem = cachesim.MainMemory()
+    l2 = cachesim.Cache("L2", 128, 12, 4096, "LRU")
+    mem.load_to(l2)
+    mem.store_from(l2)
+    l1 = cachesim.Cache("L1", 16, 4, 4096, "LRU", store_to=l2, load_from=l2)
+    cs = cachesim.CacheSimulator(l1, mem)
+    cs.loadstore([(addrs, ())], length=1)  # one bulk call: every address a 1-byte load
+    st = {s["name"]: s for s in cs.stats()}
+    return st["L1"]["HIT_count"], st["L2"]["HIT_count"], st["L2"]["MISS_count"]
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS (MB) of this process's own address space: ``VmHWM`` of /proc/self/status.
+
+    Not ``getrusage``: a spawned child's ``ru_maxrss`` also counts the parent's RSS at the fork (the
+    kernel carries the old address space's high-water mark across exec), which here is the benchmark.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no procfs: an upper bound
+
+
+def import_rss() -> float:
+    """Peak RSS (MB) of a fresh process that only imports memmodel's analysis API."""
+    return child_rss("--imports-only")
+
+
+def child_rss(*args: str) -> float:
+    """Peak RSS (MB) of a fresh ``python simulate.py --child ...`` process."""
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
+def callgrind_feed(store: Path, config: str) -> tuple[int, int, int]:
+    """(instructions inside Engine_feed, records, translations) of one replay, under valgrind callgrind."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "callgrind.out"
+        res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                              "--toggle-collect=Engine_feed", sys.executable, __file__, "--child", str(store), config,
+                              "--counts"], check=True, capture_output=True, text=True)
+        text = out.read_text()
+    m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    if m is None:
+        raise RuntimeError("callgrind wrote no instruction total")
+    records, translations = (int(x) for x in res.stdout.split()[:2])
+    return int(m.group(1)), records, translations
+
+
+def bench_trace(trace: Path, label: str, repeat: int, callgrind: bool) -> bool:
+    """Print the figures of one trace; False when memmodel and pycachesim disagree."""
+    import polars as pl
+
+    from memmodel.analysis.api import run
+    from memmodel.trace import ingest, read_metadata, write_store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = trace
         if trace.suffix != ".parquet":
             store = Path(tmp) / "trace.parquet"
             ingest([trace], store)
-        cols = [b for b in iter_batches(store, ("kind", "gva", "size"))]
-        records = sum(len(b["kind"]) for b in cols)
-        print(f"trace: {trace.name}, {records:,} records ({store.stat().st_size / 1e6:.1f} MB Parquet)")
+        by_kind = read_metadata(store)["accounting"]["by_kind"]
+        records = sum(int(v) for v in by_kind.values())
+        print(f"\n== {label}: {records:,} records ({int(by_kind.get('I', 0)):,} I), "
+              f"{store.stat().st_size / 1e6:.1f} MB Parquet")
 
-        print("\nfull nested model, end to end (Parquet in, counters out), one core:")
-        for name in ("baseline-4k", "memctl-2m"):
-            secs, runs = _best(lambda name=name: run([store], [name], cpu="skylake"), repeat)
-            c = runs[0].result.counters  # type: ignore[index]
-            print(f"  {name:<12} {secs:6.3f} s  {records / secs / 1e6:6.1f} M records/s  "
+        print("full nested model, end to end (store in, counters out), one core:")
+        for name in CONFIGS:
+            secs, runs = best_of(partial(run, [store], [name], cpu="skylake"), repeat)
+            c = runs[0].result.counters
+            print(f"  {name:<13} {secs:6.3f} s  {records / secs / 1e6:6.1f} M records/s  "
                   f"{c['accesses'] / secs / 1e6:6.1f} M translations/s  (walks {c['walks']:,})")
 
-        # ---- TLB-only: memmodel vs pycachesim on the same translation addresses ----
-        tlb_only = parse_config({
-            "name": "tlb-only", "virtualized": False, "guest": {"page_size": "4K"},
-            "tlb": {"l1": [{"page_sizes": ["4K"], "entries": 64, "ways": 4}],
-                    "l2": [{"page_sizes": ["4K"], "entries": 1536, "ways": 12}]},
-        })
-        batches = [translations_to_runs(b["kind"], b["gva"], b["size"]) for b in cols]
-
-        # the same addresses for both: one per translation, in trace order (straddles already split)
-        pages = np.concatenate([np.repeat(p4, n) for p4, n, _ in batches])
-        addr_u64 = (pages << 12).astype(np.uint64)
-        loads = np.ones(addr_u64.shape[0], dtype=np.uint8)
-        ones = np.ones(addr_u64.shape[0], dtype=np.uint16)
-
-        def memmodel_tlb() -> dict:
-            r = Replay(tlb_only)
-            step = 1 << 20
-            for i in range(0, addr_u64.shape[0], step):
-                r.feed(loads[i : i + step], addr_u64[i : i + step], ones[i : i + step])
-            return r.result().counters
-
-        secs_mm, c = _best(memmodel_tlb, repeat)
-        n_tr = c["accesses"]  # type: ignore[index]
-        print(f"\nTLB-only (native 4K, L1 64x4 + L2 1536x12), {n_tr:,} translations, same address stream:")
+        cfg = tlb_only_config()
+        race, note = store, ""
+        if int(by_kind.get("U", 0)):
+            # pycachesim has no invalidation: both race on the trace without its U records (untimed copy)
+            race, note = Path(tmp) / "no-unmaps.parquet", f", {int(by_kind['U'])} U records removed"
+            write_store(race, pl.read_parquet(store, columns=["kind", "gva", "size"]).filter(pl.col("kind") != 4))
+        secs_mm, runs = best_of(partial(run, [race], [cfg]), repeat)
+        c = runs[0].result.counters
+        n_tr = c["accesses"]
+        print(f"TLB-only (native 4K, L1 64x4 + L2 1536x12), {n_tr:,} translations, same addresses{note}:")
         print(f"  memmodel    {secs_mm:6.3f} s  {n_tr / secs_mm / 1e6:6.1f} M translations/s "
-              f"(addresses -> page runs -> kernel)")
+              "(end to end from the store)")
+        same = True
         try:
-            import cachesim  # pycachesim
+            import cachesim  # noqa: F401  (pycachesim)
         except ImportError:
             print("  pycachesim not installed (pip install pycachesim): no comparison")
-            return
-        addrs = addr_u64.astype(np.int64).tolist()
+        else:
+            addrs = translation_addresses(race)
+            secs_pc, (h1, h2, miss) = best_of(lambda: pycachesim_tlb(addrs), repeat)
+            del addrs
+            same = (h1, h2, miss) == (c["l1_hits"], c["l2_hits"], c["walks"])
+            print(f"  pycachesim  {secs_pc:6.3f} s  {n_tr / secs_pc / 1e6:6.1f} M translations/s (bulk loadstore, "
+                  "addresses already in a list)")
+            print(f"  ratio memmodel / pycachesim: {secs_pc / secs_mm:.2f}x; same hits: {same} (L1/L2/miss memmodel "
+                  f"{c['l1_hits']:,}/{c['l2_hits']:,}/{c['walks']:,}, pycachesim {h1:,}/{h2:,}/{miss:,})")
 
-        def pycachesim_tlb() -> tuple[int, int, int]:
-            mem = cachesim.MainMemory()
-            l2 = cachesim.Cache("L2", 128, 12, 4096, "LRU")
-            mem.load_to(l2)
-            mem.store_from(l2)
-            l1 = cachesim.Cache("L1", 16, 4, 4096, "LRU", store_to=l2, load_from=l2)
-            cs = cachesim.CacheSimulator(l1, mem)
-            cs.loadstore([(addrs, ())], length=1)  # one bulk call: every address a load
-            st = {s["name"]: s for s in cs.stats()}
-            return st["L1"]["HIT_count"], st["L2"]["HIT_count"], st["L2"]["MISS_count"]
+        rss = {name: child_rss(str(store), name) for name in CONFIGS}
+        print("peak RSS of a fresh process replaying one config from the store: "
+              + ", ".join(f"{k} {v:,.0f} MB" for k, v in rss.items()))
+        if callgrind:
+            ins, recs, trs = callgrind_feed(store, "baseline-4k")
+            print(f"callgrind, baseline-4k, inside Engine_feed: {ins:,} instructions = {ins / recs:.1f} per record, "
+                  f"{ins / trs:.1f} per translation")
+    return same
 
-        secs_pc, (h1, h2, miss) = _best(pycachesim_tlb, repeat)  # type: ignore[misc]
-        same = (h1, h2, miss) == (c["l1_hits"], c["l2_hits"], c["walks"])  # type: ignore[index]
-        print(f"  pycachesim  {secs_pc:6.3f} s  {n_tr / secs_pc / 1e6:6.1f} M translations/s (bulk loadstore)")
-        print(f"  ratio memmodel / pycachesim: {secs_pc / secs_mm:.1f}x; same hits/misses: {same} "
-              f"(memmodel {c['l1_hits']:,}/{c['l2_hits']:,}/{c['walks']:,}, "  # type: ignore[index]
-              f"pycachesim {h1:,}/{h2:,}/{miss:,})")
-        if not same:
-            sys.exit("hit counts differ")
+
+def child(argv: list[str]) -> None:
+    """``--child STORE CONFIG [--counts]``: replay one config, print (records, translations) and peak RSS (MB);
+    ``--child --imports-only``: only the imports."""
+    from memmodel.analysis.api import run
+    from memmodel.trace import read_metadata
+
+    if argv[0] == "--imports-only":
+        print(peak_rss_mb())
+        return
+    store, config = argv[0], argv[1]
+    c = run([store], [config], cpu="skylake")[0].result.counters
+    if "--counts" in argv:
+        records = sum(int(v) for v in read_metadata(store)["accounting"]["by_kind"].values())
+        print(records, c["accesses"])
+    print(peak_rss_mb())
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+        return 0
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("traces", nargs="*", type=Path, help="default: every traces/*.lackey.xz and --big")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--big", default="/tmp/pchase-big.parquet", help="the big random trace ('none': skip)")
+    ap.add_argument("--callgrind", action="store_true", help="also count instructions under valgrind callgrind")
+    args = ap.parse_args()
+    todo = [(t, t.name) for t in (args.traces or sorted((REPO / "traces").glob("*.lackey.xz")))]
+    if not args.traces and args.big != "none":
+        big = big_trace(Path(args.big))
+        todo.append((big, f"{big.name} (big random trace, pchase {BIG_STEPS})"))
+    print(f"peak RSS of a fresh process that only imports memmodel: {import_rss():,.0f} MB")
+    ok = True
+    for trace, label in todo:
+        ok &= bench_trace(trace, label, args.repeat, args.callgrind)
+    if not ok:
+        print("memmodel and pycachesim counted different hits", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

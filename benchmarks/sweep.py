@@ -4,7 +4,7 @@
 
 TRACE defaults to the shipped ``traces/pchase.lackey.xz``. Workers read the trace from its path, as a
 Parquet store file ingested once into a temp dir (the form a cluster's shared filesystem holds).
-Kernels are compiled (and cached) before timing; each timing is of a fresh sweep
+Every worker is warmed up (imports) before timing; each timing is of a fresh sweep
 (no reused parts). Goal: 2 workers >= 0.8 x 2 x (1 worker).
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,12 +49,12 @@ def main() -> None:
         points = build_points([path], ["baseline-4k", "baseline-thp", "memctl-2m", "native-thp"],
                               {"host.fragmentation": frags})
         t0 = time.perf_counter()
-        row = run_point(points[0])  # compile / load the numba cache in the driver
+        row = run_point(points[0])  # imports in the driver
         print(f"one point in-process: {time.perf_counter() - t0:.2f} s ({row['accesses']:,} translations)")
         rates = {}
         for workers in (1, 2):
             with make_executor("local", workers) as ex:
-                list(ex.map(run_point, points[:workers]))  # warm every worker (import + numba cache load)
+                list(ex.map(run_point, points[:workers]))  # warm every worker (imports)
                 times = []
                 for rep in range(args.repeat):
                     t0 = time.perf_counter()
@@ -71,7 +70,7 @@ def main() -> None:
         t0 = time.perf_counter()
         stream = translation_stream(path, cfg)
         t_stream = time.perf_counter() - t0
-        for sets in (1, 1, 16):  # the first call loads the numba cache
+        for sets in (1, 16):
             t0 = time.perf_counter()
             hist = stack_histogram(stream, stream.shifts(), sets)
             dt = time.perf_counter() - t0
@@ -83,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

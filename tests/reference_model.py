@@ -704,7 +704,9 @@ class Reference:
             # ((a mod 4096) + n > 4096), a second translation of a + n - 1 follows immediately"
             self.translate(a)
             if (a % 4096) + n > 4096:
-                self.translate(a + n - 1)
+                # the definition is silent past the top of the 64-bit address space: addresses wrap
+                # modulo 2^64 (a decision documented in docs/model.md, "Decisions", item 1)
+                self.translate((a + n - 1) & MASK64)
         else:
             raise ValueError(f"unknown record kind {kind!r} (expected one of I, L, S, M, U)")
         # "after every record that brings the clock to a multiple of balloon.interval (after both

@@ -10,7 +10,7 @@ parse plus N engine passes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -134,6 +134,16 @@ def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], It
     return "<frame>", {"path": "<frame>", "records": int(cols["kind"].shape[0])}, iter([cols])
 
 
+def _replay_batches(trace: TraceLike, identity: dict[str, Any], batches: Iterator[Mapping[str, np.ndarray]],
+                    batch_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
+    """The compact form of a trace's batches (:mod:`memmodel.trace.compact`), cached for store files."""
+    from memmodel.trace.compact import cached_compact_batches, compact_batches
+
+    if identity.get("kind") == "store" and identity.get("sha256"):
+        return cached_compact_batches(trace, identity["sha256"], batch_rows)  # type: ignore[arg-type]
+    return compact_batches(batches)
+
+
 #: The label every number replayed from a sampled trace carries.
 SAMPLED_LABEL: Final = "replay of samples, not an estimate of the program"
 
@@ -168,6 +178,7 @@ def run(
     progress: Any = None,
     cost: CostLike | None = None,
     allow_sampled: bool = False,
+    on_batch: Callable[[int, Mapping[str, np.ndarray], Sequence[Replay]], None] | None = None,
 ) -> list[Run]:
     """Replay every trace through every config; one :class:`Run` per (trace, config), trace-major.
 
@@ -181,6 +192,9 @@ def run(
         cost: a ``[cost]`` TOML file or table applied to every config (see :func:`resolve_configs`).
         allow_sampled: replay sampled traces (perf mem, ``memmodel sample``) too; their counters are a
             replay of samples, not an estimate of the program (use :mod:`memmodel.analysis.estimate`).
+        on_batch: optional callable ``on_batch(trace_index, batch, replays)`` called after every config
+            replayed a batch; the replays then record outcomes, which it must drain with
+            :meth:`Replay.take_outcomes` (``compare --mrc`` reads its curves from them this way).
 
     Raises:
         SampledTraceError: a trace is sampled and ``allow_sampled`` is false.
@@ -197,14 +211,21 @@ def run(
                 )
     cfgs = resolve_configs(configs, cpu, cost)
     runs: list[Run] = []
-    for trace in traces:
+    for ti, trace in enumerate(traces):
         name, identity, batches = _batches(trace, batch_rows)
-        replays = [Replay(cfg, window) for cfg in cfgs]
+        if on_batch is None:
+            # the replay-ready form: I records as counts (cached per store file); on_batch consumers get
+            # the records themselves
+            batches = _replay_batches(trace, identity, batches, batch_rows)
+        replays = [Replay(cfg, window, outcomes=on_batch is not None) for cfg in cfgs]
         done = 0
         for batch in batches:
+            icount = batch.get("icount")
             for r in replays:
-                r.feed(batch["kind"], batch["gva"], batch["size"])
-            done += int(batch["kind"].shape[0])
+                r.feed(batch["kind"], batch["gva"], batch["size"], icount)
+            if on_batch is not None:
+                on_batch(ti, batch, replays)
+            done += int(batch["kind"].shape[0]) + (int(icount.sum()) if icount is not None else 0)
             if progress is not None:
                 progress(done)
         runs.extend(Run(name, identity, cfg, r.result()) for cfg, r in zip(cfgs, replays, strict=True))

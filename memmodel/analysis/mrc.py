@@ -11,11 +11,13 @@ Design (documented decision):
 
 * **Page sizes come from a replay.** Which TLB entry size a translation uses depends on the config's
   guest and host page sizes, fragmentation and allocation history (``es = min(guest shift, host
-  shift)``, fixed per page once mapped when the trace has no ``U`` records). So the trace is first replayed through
-  the config (:class:`memmodel.engine.Replay`, with its translation caches replaced by a single 1-entry
-  array, which leaves every mapping decision unchanged and keeps repeat collapsing exact), and
-  :meth:`~memmodel.engine.Replay.effective_shifts` then gives ``es`` for every page. The translation
-  stream is kept in memory as collapsed runs (one int64 page number and one int64 count per run).
+  shift)``, fixed per page once mapped when the trace has no ``U`` records). So the trace is replayed
+  through the config with ``outcomes=True`` (:class:`memmodel.engine.Replay`), which reports the ``es``
+  of every translation. For a standalone curve the config's translation caches are replaced by one
+  large direct-mapped array (:func:`es_probe_config`): mapping decisions never depend on the caches,
+  so every page is mapped exactly as under the config, and almost every translation is a cheap hit.
+  ``memmodel compare --mrc`` needs no replay of its own: it reads the outcomes of the compare's
+  replays (:class:`CompareCurves`).
 * **Tags** are ``(es, vpn = p4 >> (es - 12))``, the tag the engine uses. An array that lists only some
   page sizes sees only the translations of those sizes (the others are skipped, as MODEL.md says for a
   level with no array for ``es``); they are reported in ``skipped`` and are not misses.
@@ -23,9 +25,11 @@ Design (documented decision):
   after the first translation of a run its entry is the most recent one of its set, so the repeats are
   hits for any capacity >= 1: only the first translation of a run gets a stack distance.
   The first reference to a tag is a compulsory miss (infinite distance).
-* **Stack distances** use a Fenwick tree over reference positions holding a 1 at the last reference of
-  every tag (O(n log n), numba). For ``sets > 1`` the references are stably ordered by set first, so
-  each set is a contiguous block and one tree serves every set.
+* **Stack distances** come from a C pass (``memmodel/analysis/_stack.c``, :class:`StackPass`) that
+  streams the runs batch by batch: a hash table from tag to the position of its last reference in its
+  set's timeline, and per set a bitmap of live positions with a Fenwick tree over 64-position blocks,
+  renumbered when the timeline fills (so its state is bounded by the distinct tags, never by the
+  trace length). O(log(tags / 64)) per reference; 20-50 M translations/s on the pchase traces.
 
 The curve at capacity ``entries = sets * ways`` equals, exactly, the ``walks`` counter of
 :func:`memmodel.simulate` for the same config with only that one ``[[tlb.l1]]`` array (no L2 array),
@@ -35,14 +39,14 @@ when the array lists every page size the config produces; the tests check this.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numba import njit
 
+from memmodel.analysis import _stack
 from memmodel.config.model import SHIFT_NAMES, ModelConfig, TlbArray
 from memmodel.engine import Replay, translations_to_runs
 
@@ -50,6 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
     from memmodel.analysis.api import ConfigLike, TraceLike
+
+#: Every TLB entry shift (4K, 2M, 1G).
+ALL_SHIFTS = (12, 21, 30)
 
 #: The columns of a miss-ratio-curve frame, in order.
 MRC_COLUMNS = ("trace", "config", "array", "page_sizes", "sets", "ways", "entries", "accesses",
@@ -118,46 +125,59 @@ class StackHistogram:
         return int(nz[-1]) + 1 if nz.size else 1
 
 
-# ================================ the numba pass ====================================================
-@njit(cache=True)
-def _fenwick_distances(ids: np.ndarray, order: np.ndarray, n_ids: int) -> tuple[np.ndarray, int]:
-    """Stack distances of references ``ids[order[k]]`` taken in the order ``k = 0..n-1``.
+# ================================ the C pass ========================================================
+def _shift_mask(page_shifts: Iterable[int]) -> int:
+    """Bit ``(es - 12) / 9`` of every page size (shift 12, 21 or 30) in ``page_shifts``."""
+    mask = 0
+    for s in page_shifts:
+        if s not in ALL_SHIFTS:
+            raise ValueError(f"page shift {s} is not 12 (4K), 21 (2M) or 30 (1G)")
+        mask |= 1 << ((s - 12) // 9)
+    return mask
 
-    The order must keep every tag's references in trace order and group each set contiguously.
-    Returns (histogram of distances, number of first references).
+
+class StackPass:
+    """Per-set LRU stack distances of one array shape, fed translation runs batch by batch (C core).
+
+    Its state is bounded by the number of distinct tags (pages) it has seen, never by the number of
+    runs fed, so a whole trace streams through it.
+
+    Args:
+        page_shifts: page sizes (shifts 12/21/30) the array holds; runs of other sizes are ``skipped``.
+        sets: number of sets (>= 1); set index = ``vpn mod sets`` (MODEL.md section 3).
     """
-    n = order.shape[0]
-    tree = np.zeros(n + 1, dtype=np.int64)
-    last = np.full(n_ids, -1, dtype=np.int64)
-    hist = np.zeros(n_ids + 1, dtype=np.int64)
-    cold = 0
-    for k in range(n):
-        t = ids[order[k]]
-        p = last[t]
-        if p >= 0:
-            # markers at positions p+1 .. k-1 = prefix(k) - prefix(p+1)
-            s = 0
-            i = k
-            while i > 0:
-                s += tree[i]
-                i -= i & (-i)
-            i = p + 1
-            while i > 0:
-                s -= tree[i]
-                i -= i & (-i)
-            hist[s] += 1
-            i = p + 1
-            while i <= n:
-                tree[i] -= 1
-                i += i & (-i)
-        else:
-            cold += 1
-        i = k + 1
-        while i <= n:
-            tree[i] += 1
-            i += i & (-i)
-        last[t] = k
-    return hist, cold
+
+    def __init__(self, page_shifts: Iterable[int], sets: int = 1) -> None:
+        if sets < 1:
+            raise ValueError("sets must be >= 1")
+        self.page_shifts = tuple(sorted(set(page_shifts)))
+        self.sets = sets
+        self._core = _stack.StackPass(sets, _shift_mask(self.page_shifts))
+
+    def feed(self, p4: np.ndarray, es: np.ndarray, counts: np.ndarray) -> None:
+        """References of one batch of runs, in trace order.
+
+        Args:
+            p4: 4 KiB virtual page number of each run (int64).
+            es: TLB entry shift (12, 21 or 30) of each run (uint8).
+            counts: translations in each run (int64, >= 1).
+
+        Raises:
+            ValueError: lengths differ, a shift is not 12/21/30 or a count is < 1.
+        """
+        self._core.feed(np.ascontiguousarray(p4, dtype=np.int64), np.ascontiguousarray(es, dtype=np.uint8),
+                        np.ascontiguousarray(counts, dtype=np.int64))
+
+    def histogram(self) -> StackHistogram:
+        """The histogram of every reference fed so far (``hist`` ends at the largest distance seen)."""
+        hist, cold, accesses, skipped = self._core.result()
+        return StackHistogram(self.sets, self.page_shifts, np.frombuffer(hist, dtype=np.int64).copy(), int(cold),
+                              int(accesses), int(skipped))
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of state the pass holds (hash table, per-set timelines, histogram)."""
+        return int(self._core.state_bytes())
 
 
 def stack_histogram(stream: TranslationStream, page_shifts: Iterable[int], sets: int = 1) -> StackHistogram:
@@ -168,37 +188,90 @@ def stack_histogram(stream: TranslationStream, page_shifts: Iterable[int], sets:
         page_shifts: page sizes (shifts 12/21/30) the array holds.
         sets: number of sets (>= 1); set index = ``vpn mod sets`` (MODEL.md section 3).
     """
-    if sets < 1:
-        raise ValueError("sets must be >= 1")
-    shifts = tuple(sorted(set(page_shifts)))
-    keep = np.isin(stream.es, np.array(shifts, dtype=np.uint8)) if shifts else np.zeros(stream.es.shape, bool)
-    es = stream.es[keep].astype(np.int64)
-    p4 = stream.p4[keep]
-    accesses = int(stream.counts[keep].sum())
-    skipped = int(stream.counts.sum()) - accesses
-    vpn = p4 >> (es - 12)
-    tag = (vpn << 2) | ((es - 12) // 9)  # the engine's tag: (es, vpn)
-    _, ids = np.unique(tag, return_inverse=True)
-    ids = ids.astype(np.int64).ravel()
-    n_ids = int(ids.max()) + 1 if ids.size else 0
-    if sets == 1:
-        order = np.arange(ids.shape[0], dtype=np.int64)
-    else:
-        order = np.argsort(vpn % sets, kind="stable").astype(np.int64)
-    hist, cold = _fenwick_distances(ids, order, n_ids)
-    return StackHistogram(sets, shifts, hist, int(cold), accesses, skipped)
+    sp = StackPass(page_shifts, sets)
+    sp.feed(stream.p4, stream.es, stream.counts)
+    return sp.histogram()
 
 
 # ================================ the stream =======================================================
 def es_probe_config(cfg: ModelConfig) -> ModelConfig:
-    """``cfg`` with its translation caches replaced by one 1-entry L1 array holding every page size.
+    """``cfg`` with its translation caches replaced by one direct-mapped 65536-entry L1 array holding
+    every page size.
 
     Mapping decisions (page sizes, allocations, fragmentation) do not depend on the caches, so a replay
-    of this config maps every page exactly like ``cfg``; the single array keeps repeat collapsing
-    exact and fast (docs/model.md) and makes walks cheap (no PSCs, no nested TLB).
+    of this config maps every page exactly like ``cfg`` and reports the same entry shift for every
+    translation; the large array makes nearly every translation a hit (no walk: 5-10x faster than a
+    1-entry array on the pchase traces) and keeps repeat collapsing exact (docs/model.md).
     """
-    return dataclasses.replace(cfg, tlb_l1=(TlbArray((12, 21, 30), 1, 1),), tlb_l2=(), psc_guest=(),
+    return dataclasses.replace(cfg, tlb_l1=(TlbArray(ALL_SHIFTS, 1 << 16, 1),), tlb_l2=(), psc_guest=(),
                                psc_host=(), ntlb=None)
+
+
+def refuse_reporting(cfg: ModelConfig) -> None:
+    """Refuse a config with free page reporting (its passes flush the TLB: stack distances are not exact).
+
+    Raises:
+        memmodel.errors.ConfigError: the config has free page reporting on.
+    """
+    from memmodel.errors import ConfigError
+
+    if reporting_reason(cfg):
+        raise ConfigError(f"{cfg.source or cfg.name}: miss-ratio curves are exact only without free page "
+                          "reporting (its passes flush the TLB); set [balloon] reporting = false")
+
+
+def reporting_reason(cfg: ModelConfig) -> str | None:
+    """Why no exact curve exists for ``cfg`` (free page reporting), or None."""
+    if cfg.virtualized and cfg.balloon.reporting:
+        return "free page reporting flushes the TLB"
+    return None
+
+
+#: Why a trace with ``U`` records gets no curve.
+UNMAP_REASON = "the trace holds U (unmap) records, which invalidate TLB entries and change page sizes"
+
+
+def _refuse_unmaps(name: str, kind: np.ndarray) -> None:
+    from memmodel.errors import TraceError
+
+    if np.any(kind == 4):
+        raise TraceError(f"{name}: holds U (unmap) records; miss-ratio curves are exact only for traces "
+                         "without them (unmaps invalidate TLB entries and change page sizes); record with "
+                         "`memmodel record --no-syscalls` or use `memmodel simulate`")
+
+
+def run_shifts(counts: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """The entry shift of each run, from the per-translation shifts of :meth:`Replay.take_outcomes`.
+
+    ``shifts`` has one entry per translation (``counts.sum()`` of them, in trace order); without ``U``
+    records and free page reporting every translation of a run has its first translation's shift.
+
+    Raises:
+        RuntimeError: the outcomes do not cover the runs (the replay and the runs disagree).
+    """
+    total = int(counts.sum())
+    if shifts.shape[0] != total:
+        raise RuntimeError(f"the replay reported {shifts.shape[0]} translation outcomes for {total} translations")
+    if total == 0:
+        return np.zeros(0, dtype=np.uint8)
+    starts = np.cumsum(counts) - counts
+    return shifts[starts]
+
+
+def _run_batches(trace: TraceLike, cfg: ModelConfig, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray, int]]:
+    """(p4, es, counts, instructions) of every batch of ``trace`` under ``cfg`` (a mapping-only replay)."""
+    from memmodel.analysis.api import _batches
+
+    refuse_reporting(cfg)
+    name, _, batches = _batches(trace, batch_rows)
+    replay = Replay(es_probe_config(cfg), window=1 << 62, outcomes=True)
+    for batch in batches:
+        _refuse_unmaps(name, batch["kind"])
+        p4, n, ins = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
+        replay.feed(batch["kind"], batch["gva"], batch["size"])
+        _, shifts = replay.take_outcomes()
+        yield p4, run_shifts(n, shifts), n, ins
 
 
 def translation_stream(trace: TraceLike, cfg: ModelConfig, batch_rows: int = 1 << 20) -> TranslationStream:
@@ -207,37 +280,26 @@ def translation_stream(trace: TraceLike, cfg: ModelConfig, batch_rows: int = 1 <
     Stack distances assume a TLB whose contents change only by lookups and fills. The memory lifecycle
     breaks that (MODEL.md v2: ``U`` records invalidate or flush entries and change page sizes; free page
     reporting flushes), so a trace with ``U`` records or a config with free page reporting is refused
-    rather than given a curve that is not exact.
+    rather than given a curve that is not exact. The stream is held in memory (16 bytes and 1 byte per
+    run); :func:`miss_ratio_curves` streams instead.
 
     Raises:
         memmodel.errors.OutOfMemoryError: when the config's memory runs out (as :func:`simulate`).
         memmodel.errors.ConfigError: the config has free page reporting on.
         memmodel.errors.TraceError: the trace holds ``U`` (unmap) records.
     """
-    from memmodel.analysis.api import _batches
-    from memmodel.errors import ConfigError, TraceError
-
-    if cfg.virtualized and cfg.balloon.reporting:
-        raise ConfigError(f"{cfg.source or cfg.name}: miss-ratio curves are exact only without free page "
-                          "reporting (its passes flush the TLB); set [balloon] reporting = false")
-    name, _, batches = _batches(trace, batch_rows)
-    replay = Replay(es_probe_config(cfg), window=1 << 62)
     p4s: list[np.ndarray] = []
     counts: list[np.ndarray] = []
+    shifts: list[np.ndarray] = []
     instructions = 0
-    for batch in batches:
-        if np.any(batch["kind"] == 4):
-            raise TraceError(f"{name}: holds U (unmap) records; miss-ratio curves are exact only for traces "
-                             "without them (unmaps invalidate TLB entries and change page sizes); record with "
-                             "`memmodel record --no-syscalls` or use `memmodel simulate`")
-        p4, n, ins = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
-        replay.feed(batch["kind"], batch["gva"], batch["size"])
+    for p4, es, n, ins in _run_batches(trace, cfg, batch_rows):
         p4s.append(p4)
+        shifts.append(es)
         counts.append(n)
         instructions += ins
-    all_p4 = np.concatenate(p4s) if p4s else np.zeros(0, np.int64)
-    all_n = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-    return TranslationStream(all_p4, all_n, replay.effective_shifts(all_p4), instructions)
+    if not p4s:
+        return TranslationStream(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8), instructions)
+    return TranslationStream(np.concatenate(p4s), np.concatenate(counts), np.concatenate(shifts), instructions)
 
 
 # ================================ curves ============================================================
@@ -291,17 +353,17 @@ class ArrayShape:
     sets: int
 
 
-def array_shapes(cfg: ModelConfig, stream: TranslationStream, level: str | None,
+def array_shapes(cfg: ModelConfig, produced: Sequence[int] | TranslationStream, level: str | None,
                  sets: Sequence[int] = (1,)) -> list[ArrayShape]:
     """Which curves to compute.
 
-    With ``level`` None: one array holding every page size the stream uses, with each of ``sets``.
-    With ``level`` "l1"/"l2": every array of that config level (its page sizes), fully associative
-    and with the array's own number of sets.
+    With ``level`` None: one array holding every page size ``produced`` (the shifts the stream uses, or
+    the stream itself), with each of ``sets``. With ``level`` "l1"/"l2": every array of that config level
+    (its page sizes), fully associative and with the array's own number of sets.
     """
-    produced = stream.shifts()
+    shifts = produced.shifts() if isinstance(produced, TranslationStream) else tuple(sorted(set(produced)))
     if level is None:
-        return [ArrayShape("all", produced, s) for s in sorted(set(sets))]
+        return [ArrayShape("all", shifts, s) for s in sorted(set(sets))]
     if level not in ("l1", "l2"):
         raise ValueError(f"level must be 'l1' or 'l2', got {level!r}")
     arrays = cfg.tlb_l1 if level == "l1" else cfg.tlb_l2
@@ -311,6 +373,15 @@ def array_shapes(cfg: ModelConfig, stream: TranslationStream, level: str | None,
         for s in sorted({1, arr.sets}):
             out.append(ArrayShape(label, arr.page_shifts, s))
     return out
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    import polars as pl
+
+    schema = {"trace": pl.String, "config": pl.String, "array": pl.String, "page_sizes": pl.String,
+              "sets": pl.Int64, "ways": pl.Int64, "entries": pl.Int64, "accesses": pl.Int64, "misses": pl.Int64,
+              "compulsory": pl.Int64, "miss_ratio": pl.Float64, "skipped": pl.Int64}
+    return pl.DataFrame(rows, schema=schema).sort(["array", "sets", "entries"], maintain_order=True)
 
 
 def miss_ratio_curves(
@@ -324,6 +395,9 @@ def miss_ratio_curves(
     batch_rows: int = 1 << 20,
 ) -> pl.DataFrame:
     """Miss counts of LRU TLB arrays at many capacities, from one pass over the translation stream.
+
+    The trace streams through a mapping-only replay and one :class:`StackPass` per curve, batch by
+    batch: memory is bounded by the pages the trace touches, never by its length.
 
     Args:
         trace: a trace path or a frame/mapping with kind, gva, size.
@@ -339,26 +413,95 @@ def miss_ratio_curves(
     Returns:
         One row per (array, sets, ways) with :data:`MRC_COLUMNS`; ``misses`` are exact counts
         (compulsory misses included), ``miss_ratio = misses / accesses``.
-    """
-    import polars as pl
 
+    Raises:
+        memmodel.errors.ConfigError: the config has free page reporting on.
+        memmodel.errors.TraceError: the trace holds ``U`` (unmap) records.
+    """
     from memmodel.analysis.api import resolve_configs
 
     (cfg,) = resolve_configs(config, cpu)
     name = str(trace) if isinstance(trace, str | PurePath) else "<frame>"
-    stream = translation_stream(str(trace) if isinstance(trace, str | PurePath) else trace, cfg, batch_rows)
+    # level None: the unified array holds every size; it is labelled with the sizes produced at the end
+    shapes = array_shapes(cfg, ALL_SHIFTS, level, sets)
+    passes = [StackPass(shape.page_shifts, shape.sets) for shape in shapes]
+    seen = np.zeros(31, dtype=bool)
+    for p4, es, n, _ in _run_batches(str(trace) if isinstance(trace, str | PurePath) else trace, cfg, batch_rows):
+        seen[np.unique(es)] = True
+        for sp in passes:
+            sp.feed(p4, es, n)
+    produced = tuple(int(x) for x in np.flatnonzero(seen))
     rows: list[dict[str, Any]] = []
-    for shape in array_shapes(cfg, stream, level, sets):
-        hist = stack_histogram(stream, shape.page_shifts, shape.sets)
+    for shape, sp in zip(shapes, passes, strict=True):
+        hist = sp.histogram()
+        if level is None:
+            hist = dataclasses.replace(hist, page_shifts=produced)
         want = None if sizes is None else [e for e in sizes if e >= 1 and e % shape.sets == 0]
         if want is not None and not want:
             continue
         for row in curve_rows(hist, want):
             rows.append({"trace": str(name), "config": cfg.name, "array": shape.label, **row})
-    schema = {"trace": pl.String, "config": pl.String, "array": pl.String, "page_sizes": pl.String,
-              "sets": pl.Int64, "ways": pl.Int64, "entries": pl.Int64, "accesses": pl.Int64, "misses": pl.Int64,
-              "compulsory": pl.Int64, "miss_ratio": pl.Float64, "skipped": pl.Int64}
-    return pl.DataFrame(rows, schema=schema).sort(["array", "sets", "entries"], maintain_order=True)
+    return _frame(rows)
+
+
+# ================================ compare --mrc: curves from the compare's replays =================
+class CompareCurves:
+    """Fully associative curves of every (trace, config) of a comparison, from the comparison's replays.
+
+    Pass an instance as ``on_batch`` to :func:`memmodel.analysis.api.run`: its replays then record
+    outcomes, and after every batch this reads the entry shift of each translation from each replay
+    (:meth:`Replay.take_outcomes`) and streams the batch's runs (computed once for every config)
+    through one :class:`StackPass` per config. No config is replayed again, and memory stays bounded
+    by the pages the trace touches.
+
+    A trace with ``U`` records or a config with free page reporting gets no curve (not exact, see
+    :func:`translation_stream`); :meth:`notes` says which and why.
+    """
+
+    def __init__(self) -> None:
+        self._passes: dict[int, dict[int, StackPass]] = {}
+        self._configs: dict[int, list[ModelConfig]] = {}
+        self._produced: dict[int, dict[int, np.ndarray]] = {}
+        self._refused: dict[int, str] = {}
+
+    def __call__(self, trace_index: int, batch: Mapping[str, np.ndarray], replays: Sequence[Replay]) -> None:
+        """Consume the outcomes of one batch that every replay of trace ``trace_index`` has been fed."""
+        outcomes = [r.take_outcomes() for r in replays]  # always drained: the replays keep nothing
+        if trace_index not in self._configs:
+            self._configs[trace_index] = [r.cfg for r in replays]
+            self._passes[trace_index] = {j: StackPass(ALL_SHIFTS, 1) for j, r in enumerate(replays)
+                                         if reporting_reason(r.cfg) is None}
+            self._produced[trace_index] = {j: np.zeros(31, dtype=bool) for j in self._passes[trace_index]}
+        if trace_index in self._refused:
+            return
+        if np.any(batch["kind"] == 4):
+            self._refused[trace_index] = UNMAP_REASON
+            self._passes[trace_index] = {}
+            return
+        p4, n, _ = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
+        for j, sp in self._passes[trace_index].items():
+            es = run_shifts(n, outcomes[j][1])
+            self._produced[trace_index][j][np.unique(es)] = True
+            sp.feed(p4, es, n)
+
+    def frame(self, trace_index: int, trace_name: str) -> pl.DataFrame:
+        """The curves of one trace: one fully associative curve per config that has one (:data:`MRC_COLUMNS`)."""
+        rows: list[dict[str, Any]] = []
+        cfgs = self._configs.get(trace_index, [])
+        for j, sp in self._passes.get(trace_index, {}).items():
+            produced = tuple(int(x) for x in np.flatnonzero(self._produced[trace_index][j]))
+            hist = dataclasses.replace(sp.histogram(), page_shifts=produced)
+            for row in curve_rows(hist):
+                rows.append({"trace": trace_name, "config": cfgs[j].name, "array": "all", **row})
+        return _frame(rows)
+
+    def notes(self, trace_index: int) -> list[str]:
+        """One sentence per config of the trace without a curve, saying why."""
+        cfgs = self._configs.get(trace_index, [])
+        if trace_index in self._refused:
+            return [f"No curves: {self._refused[trace_index]}; curves are exact only without them."]
+        return [f"No curve for {c.name}: {reason}; curves are exact only without it."
+                for c in cfgs if (reason := reporting_reason(c)) is not None]
 
 
 def single_array_config(cfg: ModelConfig, page_shifts: Iterable[int], entries: int, ways: int) -> ModelConfig:

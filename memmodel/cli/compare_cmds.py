@@ -78,7 +78,12 @@ def compare(
 
             read_cost_file(cost)  # a bad cost file fails before the replay
         first_run_notice(traces, mrc)
-        runs = _run_with_progress(traces, configs, cpu, window, allow_sampled, cost=cost)
+        curves = None
+        if mrc:
+            from memmodel.analysis.mrc import CompareCurves
+
+            curves = CompareCurves()  # the curves come from these replays' outcomes: no replay of their own
+        runs = _run_with_progress(traces, configs, cpu, window, allow_sampled, cost=cost, on_batch=curves)
         _refuse_zero_translations(runs)
         _check_baseline(baseline, [r.config.name for r in runs])
         runs = runs + _study(traces, runs, fractions, window)
@@ -99,7 +104,7 @@ def compare(
             from memmodel.io import write_text
             from memmodel.report.html import build_report
 
-            extra = _mrc_sections(traces, [r.config for r in runs[: len(runs) // len(traces)]]) if mrc else []
+            extra = _mrc_sections(traces, curves) if curves is not None else []
             write_text(report, build_report(runs, baseline, None, extra), "HTML report")
             typer.echo(f"wrote report to {report}", err=True)
 
@@ -204,18 +209,16 @@ def _refuse_zero_translations(runs: list) -> None:
             raise UserError(f"{zero_translation_warning(r.trace)}; nothing to compare")
 
 
-def _mrc_sections(traces: list[Path], configs: list[Any]) -> list[tuple[str, str, Any]]:
+def _mrc_sections(traces: list[Path], curves: Any) -> list[tuple[str, str, Any]]:
     """One miss-ratio-curve figure per trace: a fully associative LRU TLB holding every page size each
-    config produces (splintering shows as curves shifted to larger capacities)."""
-    import polars as pl
-
-    from memmodel.analysis.mrc import miss_ratio_curves
+    config produces (splintering shows as curves shifted to larger capacities), read from the
+    compare's replays (``curves``: a :class:`memmodel.analysis.mrc.CompareCurves`)."""
     from memmodel.report.mrc_figure import mrc_figure
 
     out = []
     for i, trace in enumerate(traces):
-        frame = pl.concat([miss_ratio_curves(trace, cfg) for cfg in configs])
-        fig = mrc_figure(frame, title=f"TLB miss ratio vs capacity, fully associative LRU ({trace.name})")
+        fig = mrc_figure(curves.frame(i, trace.name), notes=curves.notes(i),
+                         title=f"TLB miss ratio vs capacity, fully associative LRU ({trace.name})")
         out.append((f"mrc-{i}", f"TLB miss-ratio curves: {trace.name}", fig))
     return out
 

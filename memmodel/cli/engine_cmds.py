@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -179,33 +180,35 @@ def label_sampled_json(text: str, runs: list) -> str:
 
 
 def _run_with_progress(traces: list[Path], configs: list[str], cpu: str | None, window: int,
-                       allow_sampled: bool = False, cost: Path | None = None) -> list:
+                       allow_sampled: bool = False, cost: Path | None = None, on_batch: Any = None) -> list:
     """Replay with a progress bar; distinct config names first, an out-of-memory stop names its file.
 
-    ``cost`` is a ``--cost FILE`` whose ``[cost]`` table overrides every config's.
+    ``cost`` is a ``--cost FILE`` whose ``[cost]`` table overrides every config's; ``on_batch`` is
+    passed to :func:`memmodel.analysis.api.run` (``compare --mrc`` reads the replays' outcomes).
     """
     from memmodel.errors import OutOfMemoryError
 
     cfgs = check_config_names(list(configs), cpu)
     try:
-        return _run_raw(traces, configs, cpu, window, allow_sampled, cost)
+        return _run_raw(traces, configs, cpu, window, allow_sampled, cost, on_batch)
     except OutOfMemoryError as exc:
         raise OutOfMemoryError(name_config_in_oom(str(exc), cfgs)) from None
 
 
 def _run_raw(traces: list[Path], configs: list[str], cpu: str | None, window: int,
-             allow_sampled: bool = False, cost: Path | None = None) -> list:
+             allow_sampled: bool = False, cost: Path | None = None, on_batch: Any = None) -> list:
     from memmodel.analysis.api import run
 
     if not stdout_is_terminal():
-        return run(traces, configs, cpu=cpu, window=window, allow_sampled=allow_sampled, cost=cost)
+        return run(traces, configs, cpu=cpu, window=window, allow_sampled=allow_sampled, cost=cost,
+                   on_batch=on_batch)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]simulate"), BarColumn(), TextColumn("{task.completed:,} records"),
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("simulate", total=None)
         return run(traces, configs, cpu=cpu, window=window, progress=lambda n: bar.update(task, completed=n),
-                   allow_sampled=allow_sampled, cost=cost)
+                   allow_sampled=allow_sampled, cost=cost, on_batch=on_batch)
 
 
 def _print_table(runs: list) -> None:

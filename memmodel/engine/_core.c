@@ -264,9 +264,11 @@ static PyObject *Engine_guest_root(Engine *e, PyObject *unused) {
 }
 
 /* feed(kind, gva, size) -> index of the record being processed when an error stopped the run, or -1. */
+/* feed(kind, gva, size[, icount]): replay records in order. With `icount` (uint32, the compact form of
+ * a trace), icount[i] instruction fetches come before record i. */
 static PyObject *Engine_feed(Engine *e, PyObject *args) {
-    PyObject *ko, *ao, *so;
-    if (!PyArg_ParseTuple(args, "OOO", &ko, &ao, &so)) return NULL;
+    PyObject *ko, *ao, *so, *io = NULL;
+    if (!PyArg_ParseTuple(args, "OOO|O", &ko, &ao, &so, &io)) return NULL;
     Py_buffer kb, ab, sb;
     if (PyObject_GetBuffer(ko, &kb, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (PyObject_GetBuffer(ao, &ab, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) { PyBuffer_Release(&kb); return NULL; }
@@ -279,6 +281,19 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "feed needs kind (uint8), gva and size (uint64) arrays of one length");
         return NULL;
     }
+    Py_buffer ib;
+    const uint32_t *icount = NULL;
+    if (io != NULL && io != Py_None) {
+        if (PyObject_GetBuffer(io, &ib, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyBuffer_Release(&kb); PyBuffer_Release(&ab); PyBuffer_Release(&sb); return NULL;
+        }
+        if (ib.itemsize != 4 || ib.len != n * 4) {
+            PyBuffer_Release(&kb); PyBuffer_Release(&ab); PyBuffer_Release(&sb); PyBuffer_Release(&ib);
+            PyErr_SetString(PyExc_TypeError, "icount must be a uint32 array of the records' length");
+            return NULL;
+        }
+        icount = (const uint32_t *)ib.buf;
+    }
     const uint8_t *kind = (const uint8_t *)kb.buf;
     const uint64_t *gva = (const uint64_t *)ab.buf;
     const uint64_t *size = (const uint64_t *)sb.buf;
@@ -288,6 +303,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (i = 0; i < n; i++) {
         uint8_t k = kind[i];
+        if (icount && (st = ticks(e, icount[i]))) break;
         if (k == KIND_I) {
             e->C[C_INSTRUCTIONS]++;
             if ((st = tick(e))) break;
@@ -312,6 +328,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     PyBuffer_Release(&kb);
     PyBuffer_Release(&ab);
     PyBuffer_Release(&sb);
+    if (icount) PyBuffer_Release(&ib);
     if (bad >= 0) {
         PyErr_Format(PyExc_ValueError, "record %zd has unknown kind code %d (allowed: 0=I 1=L 2=S 3=M 4=U)",
                      bad, (int)kind[bad]);

@@ -167,13 +167,15 @@ class Replay:
         return _OomGuard(self.cfg)
 
     # ---- feeding ------------------------------------------------------------------------------------
-    def feed(self, kind: np.ndarray, gva: np.ndarray, size: np.ndarray) -> None:
+    def feed(self, kind: np.ndarray, gva: np.ndarray, size: np.ndarray, icount: np.ndarray | None = None) -> None:
         """Replay a batch of trace records (MODEL.md sections 1, 7 and 8), in order.
 
         Args:
             kind: uint8 record kinds (0 = I, 1 = L, 2 = S, 3 = M, 4 = U); any other code is an error.
             gva: uint64 virtual addresses (bytes).
             size: access sizes, or unmap lengths for ``U`` records (bytes; uint64).
+            icount: the compact form (:mod:`memmodel.trace.compact`): ``icount[i]`` instruction fetches
+                come right before record ``i`` (uint32); None for a batch of full records.
 
         Raises:
             ValueError: a record of an unknown kind (nothing is silently translated).
@@ -182,8 +184,10 @@ class Replay:
         kind = np.ascontiguousarray(kind, dtype=np.uint8)
         gva = np.ascontiguousarray(gva, dtype=np.uint64)
         size = np.ascontiguousarray(size, dtype=np.uint64)
+        if icount is not None:
+            icount = np.ascontiguousarray(icount, dtype=np.uint32)
         with self._oom_as_error():
-            self._core.feed(kind, gva, size)
+            self._core.feed(kind, gva, size, icount)
 
     def take_outcomes(self) -> tuple[np.ndarray, np.ndarray]:
         """Outcome codes (uint8: 1 L1 hit, 2 L2 hit, 3 walk) and effective shifts of the translations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -9,7 +11,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 
-def mrc_figure(frame: pl.DataFrame, title: str | None = None, log_x: bool = True) -> go.Figure:
+def mrc_figure(frame: pl.DataFrame, title: str | None = None, log_x: bool = True,
+               notes: Sequence[str] = ()) -> go.Figure:
     """Miss ratio (misses / translations) against capacity (entries), one line per (config, array, sets).
 
     Args:
@@ -17,6 +20,7 @@ def mrc_figure(frame: pl.DataFrame, title: str | None = None, log_x: bool = True
             ``misses``, ``accesses`` and ``miss_ratio`` (exact counts; one row per capacity).
         title: the figure title (default: the trace name).
         log_x: logarithmic capacity axis (capacities are usually a geometric grid).
+        notes: sentences printed under the plot (e.g. why a config has no curve).
 
     Returns:
         A ``plotly.graph_objects.Figure``; hovering a point shows the exact miss count.
@@ -49,4 +53,9 @@ def mrc_figure(frame: pl.DataFrame, title: str | None = None, log_x: bool = True
         template="plotly_white",
         legend={"orientation": "h", "y": -0.2},
     )
+    if notes:
+        # under the legend, left-aligned: they explain missing lines, so they must not hide any
+        fig.add_annotation(text="<br>".join(html.escape(n) for n in notes), xref="paper", yref="paper", x=0,
+                           y=-0.45, xanchor="left", yanchor="top", showarrow=False, align="left")
+        fig.update_layout(margin={"b": 140 + 18 * len(notes)})
     return fig

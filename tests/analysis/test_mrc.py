@@ -7,6 +7,7 @@ page size the config produces has ``walks`` = the curve's misses at that capacit
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 
 from memmodel.analysis.api import simulate
 from memmodel.analysis.mrc import (
+    StackPass,
     TranslationStream,
+    es_probe_config,
     miss_ratio_curves,
     single_array_config,
     stack_histogram,
@@ -25,6 +28,7 @@ from memmodel.analysis.mrc import (
 )
 from memmodel.config import ModelConfig
 from memmodel.config.load import load_raw, parse_config
+from memmodel.engine import Replay
 
 
 def _trace(seed: int = 3, n: int = 20_000, span_pages: int = 1 << 14) -> dict[str, np.ndarray]:
@@ -181,3 +185,127 @@ def test_mrc_figure_draws_one_line_per_curve() -> None:
     fig = mrc_figure(frame)
     assert len(fig.data) == 2
     assert list(fig.data[0].y) == frame.filter(frame["sets"] == 1)["miss_ratio"].to_list()
+
+
+# ---- the C pass against a literal stack-distance reference ---------------------------------------
+def _reference_pass(p4: list[int], es: list[int], counts: list[int], shifts: set[int],
+                    sets: int) -> tuple[list[int], int, int, int]:
+    """Mattson's definition, literally: one LRU stack (most recent first) per set; a run's first
+    translation has distance = its tag's depth in its set's stack, the repeats are not references."""
+    stacks: dict[int, list[tuple[int, int]]] = {}
+    hist: dict[int, int] = {}
+    cold = accesses = skipped = 0
+    for p, e, n in zip(p4, es, counts, strict=True):
+        if e not in shifts:
+            skipped += n
+            continue
+        accesses += n
+        vpn = p >> (e - 12)
+        stack = stacks.setdefault(vpn % sets, [])
+        if (e, vpn) in stack:
+            d = stack.index((e, vpn))
+            hist[d] = hist.get(d, 0) + 1
+            stack.remove((e, vpn))
+        else:
+            cold += 1
+        stack.insert(0, (e, vpn))
+    out = [hist.get(d, 0) for d in range(max(hist) + 1)] if hist else []
+    return out, cold, accesses, skipped
+
+
+def _c_pass(p4: list[int], es: list[int], counts: list[int], shifts: set[int], sets: int,
+            cuts: list[int]) -> tuple[list[int], int, int, int]:
+    sp = StackPass(shifts, sets)
+    a = np.array(p4, np.int64)
+    e = np.array(es, np.uint8)
+    n = np.array(counts, np.int64)
+    bounds = [0, *sorted(c % (len(p4) + 1) for c in cuts), len(p4)]
+    for lo, hi in pairwise(bounds):  # the same stream fed in batches
+        sp.feed(a[lo:hi], e[lo:hi], n[lo:hi])
+    h = sp.histogram()
+    return h.hist.tolist(), h.compulsory, h.accesses, h.skipped
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    refs=st.lists(st.tuples(st.integers(0, 1 << 20), st.sampled_from([12, 21, 30]), st.integers(1, 3)),
+                  min_size=0, max_size=300),
+    hot=st.integers(1, 40),
+    shifts=st.sets(st.sampled_from([12, 21, 30]), min_size=1),
+    sets=st.sampled_from([1, 2, 3, 4, 7, 64]),
+    cuts=st.lists(st.integers(0, 1000), max_size=4),
+)
+def test_c_stack_pass_equals_a_literal_stack_distance_reference(
+        refs: list[tuple[int, int, int]], hot: int, shifts: set[int], sets: int, cuts: list[int]) -> None:
+    # fold pages onto a few hot ones so that most references are re-references at small distances
+    p4 = [p % (hot * 700) for p, _, _ in refs]
+    es = [e for _, e, _ in refs]
+    counts = [n for _, _, n in refs]
+    assert _c_pass(p4, es, counts, shifts, sets, cuts) == _reference_pass(p4, es, counts, shifts, sets)
+
+
+@pytest.mark.parametrize("sets", [1, 4, 64])
+def test_c_stack_pass_equals_the_reference_through_hash_growth_and_timeline_renumbering(sets: int) -> None:
+    # 2,500 distinct tags (the hash table starts at 1,024 slots) and 12,000 references (each set's
+    # timeline fills and is renumbered many times)
+    rng = np.random.default_rng(sets)
+    pages = np.where(rng.random(12_000) < 0.5, rng.integers(0, 60, 12_000), rng.integers(0, 2_500, 12_000))
+    p4 = [int(p) for p in pages]
+    es = [12] * len(p4)
+    counts = [int(n) for n in rng.integers(1, 3, len(p4))]
+    ref = _reference_pass(p4, es, counts, {12}, sets)
+    assert ref[1] > 2_000 and len(ref[0]) > 1_000 // sets
+    assert _c_pass(p4, es, counts, {12}, sets, [3_000, 7_777]) == ref
+
+
+def test_pass_state_is_bounded_by_distinct_tags_not_stream_length() -> None:
+    rng = np.random.default_rng(5)
+    sp = StackPass((12,), sets=1)
+    batch = rng.integers(0, 100, 1 << 16).astype(np.int64)
+    sp.feed(batch, np.full(batch.shape, 12, np.uint8), np.ones(batch.shape, np.int64))
+    after_one = sp.state_bytes
+    for _ in range(15):  # 16x the references, the same 100 pages
+        sp.feed(batch, np.full(batch.shape, 12, np.uint8), np.ones(batch.shape, np.int64))
+    assert sp.state_bytes == after_one < 64 * 1024
+    assert sp.histogram().accesses == 16 << 16 and sp.histogram().compulsory == 100
+
+
+def test_stack_pass_refuses_bad_runs() -> None:
+    sp = StackPass((12,))
+    with pytest.raises(ValueError, match="entry shift 13"):
+        sp.feed(np.array([1], np.int64), np.array([13], np.uint8), np.array([1], np.int64))
+    with pytest.raises(ValueError, match="count 0"):
+        sp.feed(np.array([1], np.int64), np.array([12], np.uint8), np.array([0], np.int64))
+    with pytest.raises(ValueError, match="same length"):
+        sp.feed(np.array([1, 2], np.int64), np.array([12], np.uint8), np.array([1], np.int64))
+    with pytest.raises(ValueError, match="page shift 13"):
+        StackPass((13,))
+    with pytest.raises(ValueError, match="sets"):
+        StackPass((12,), sets=0)
+
+
+@pytest.mark.parametrize("key", list(CONFIGS))
+def test_probe_config_maps_every_translation_to_the_configs_entry_size(key: str) -> None:
+    """The mapping-only probe (one large direct-mapped array) reports the es of the config itself."""
+    def shifts(cfg: ModelConfig) -> np.ndarray:
+        r = Replay(cfg, outcomes=True)
+        r.feed(TRACE["kind"], TRACE["gva"], TRACE["size"].astype(np.uint64))
+        return r.take_outcomes()[1]
+
+    stream = STREAMS[key]
+    assert np.array_equal(shifts(es_probe_config(CONFIGS[key])), shifts(CONFIGS[key]))
+    assert np.array_equal(np.repeat(stream.es, stream.counts), shifts(CONFIGS[key]))
+
+
+def test_streamed_curves_equal_the_stream_in_memory_in_any_batch_size(tmp_path: Path) -> None:
+    from memmodel.trace import write_store
+
+    cfg = CONFIGS["memctl-2m-frag"]
+    write_store(tmp_path / "t.parquet", TRACE)
+    whole = miss_ratio_curves(TRACE, cfg, sets=(1, 8))
+    batched = miss_ratio_curves(tmp_path / "t.parquet", cfg, sets=(1, 8), batch_rows=777)  # 26 batches
+    assert batched.drop("trace").equals(whole.drop("trace"))
+    hist = stack_histogram(STREAMS["memctl-2m-frag"], (12, 21), sets=8)
+    rows = whole.filter(whole["sets"] == 8)
+    assert rows["misses"].to_list() == hist.misses(rows["ways"].to_numpy()).tolist()
+    assert set(whole["page_sizes"]) == {"4K+2M"}

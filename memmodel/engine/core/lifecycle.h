@@ -341,4 +341,24 @@ static inline int tick(Engine *e) {
     return ST_OK;
 }
 
+/* n instruction fetches in a row (the compact form of a trace: a count of I records before a record).
+ * Exactly n ticks: when several reporting passes fall among them, the first one does the work and the
+ * others find nothing to do (no record runs between them; a discarded block is unbacked and split at its
+ * edges, so discarding it again frees and splits nothing), so they only count in report_ticks. */
+static int ticks(Engine *e, uint64_t n) {
+    if (n == 0) return ST_OK;
+    e->C[C_INSTRUCTIONS] += n;
+    if (!e->p.report) {
+        e->clock += n;
+        return ST_OK;
+    }
+    uint64_t iv = (uint64_t)e->p.report_interval;
+    uint64_t passes = (e->clock + n) / iv - e->clock / iv;
+    e->clock += n;
+    if (passes == 0) return ST_OK;
+    int st = report_pass(e);
+    e->C[C_REPORT_TICKS] += passes - 1;
+    return st;
+}
+
 #endif /* MEMMODEL_CORE_LIFECYCLE_H */
