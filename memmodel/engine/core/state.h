@@ -29,7 +29,8 @@ static int hash_init(Hash *h, int64_t cap) {
 }
 
 static inline uint64_t hash_slot(uint64_t key, int64_t cap) {
-    return ((key * 0x9E3779B97F4A7C15ULL) >> 20) & (uint64_t)(cap - 1);
+    /* Fibonacci hashing: the top bits of key * 2^64/phi (consecutive pages spread over the table) */
+    return (key * 0x9E3779B97F4A7C15ULL) >> (64 - __builtin_ctzll((uint64_t)cap));
 }
 
 static inline int64_t hash_get(const Hash *h, uint64_t key) {
