@@ -31,7 +31,11 @@ if _typing.TYPE_CHECKING:  # pragma: no cover
 
     from memmodel.analysis.api import ConfigLike, TraceLike
 
-__version__ = "0.1.0"
+from memmodel._version import __version__
+
+# = memmodel.config.model.DEFAULT_COMPARE_CONFIGS (spelt out: importing the config layer here would
+# expose it as an attribute of the package; a test keeps the two equal)
+_DEFAULT_COMPARE_CONFIGS = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k", "memctl-2m")
 
 __all__ = ["__version__", "compare", "report", "simulate"]
 
@@ -66,8 +70,7 @@ def simulate(
 
 def compare(
     traces: "TraceLike | Sequence[TraceLike]",
-    configs: "ConfigLike | Sequence[ConfigLike]" = ("native-thp", "baseline-4k", "baseline-thp",
-                                                     "baseline-thp-fpr", "memctl-4k", "memctl-2m"),
+    configs: "ConfigLike | Sequence[ConfigLike]" = _DEFAULT_COMPARE_CONFIGS,
     baseline: str = "baseline-thp",
     cpu: "str | None" = None,
     window: "int | None" = None,
@@ -100,8 +103,7 @@ def compare(
 def report(
     traces: "TraceLike | Sequence[TraceLike]",
     output: "str | Path",
-    configs: "ConfigLike | Sequence[ConfigLike]" = ("native-thp", "baseline-4k", "baseline-thp",
-                                                     "baseline-thp-fpr", "memctl-4k", "memctl-2m"),
+    configs: "ConfigLike | Sequence[ConfigLike]" = _DEFAULT_COMPARE_CONFIGS,
     baseline: str = "baseline-thp",
     cpu: "str | None" = None,
     window: "int | None" = None,

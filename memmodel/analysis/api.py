@@ -48,7 +48,7 @@ class Run:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``memmodel simulate --json``: trace, config, counters, derived and more."""
-        from memmodel import __version__
+        from memmodel._version import __version__
 
         r = self.result
         return {
@@ -193,7 +193,8 @@ def run(
         allow_sampled: replay sampled traces (perf mem, ``memmodel sample``) too; their counters are a
             replay of samples, not an estimate of the program (use :mod:`memmodel.analysis.estimate`).
         on_batch: optional callable ``on_batch(trace_index, batch, replays)`` called after every config
-            replayed a batch; the replays then record outcomes, which it must drain with
+            replayed a batch (in the compact form of :mod:`memmodel.trace.compact`: ``kind``, ``gva``,
+            ``size``, ``icount``); the replays then record outcomes, which it must drain with
             :meth:`Replay.take_outcomes` (``compare --mrc`` reads its curves from them this way).
 
     Raises:
@@ -213,10 +214,9 @@ def run(
     runs: list[Run] = []
     for ti, trace in enumerate(traces):
         name, identity, batches = _batches(trace, batch_rows)
-        if on_batch is None:
-            # the replay-ready form: I records as counts (cached per store file); on_batch consumers get
-            # the records themselves
-            batches = _replay_batches(trace, identity, batches, batch_rows)
+        # the replay-ready form: I records as counts (cached per store file); on_batch consumers read
+        # only its kind/gva/size (the translations) next to the replays' outcomes
+        batches = _replay_batches(trace, identity, batches, batch_rows)
         replays = [Replay(cfg, window, outcomes=on_batch is not None) for cfg in cfgs]
         done = 0
         for batch in batches:

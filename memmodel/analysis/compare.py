@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from memmodel.analysis.costs import CostModel, estimate_run, per_event
+from memmodel.config.model import DEFAULT_COMPARE_CONFIGS
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Configs compared when none are given: native THP, the pairs declared in the memctl presets, and
 #: baseline-thp with free page reporting (how much of memctl's footprint saving reporting recovers).
-DEFAULT_CONFIGS: Final = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k", "memctl-2m")
+DEFAULT_CONFIGS: Final = DEFAULT_COMPARE_CONFIGS
 #: The default baseline of the ``*_vs_base`` ratios (the pairing of each memctl config is its own).
 DEFAULT_BASELINE: Final = "baseline-thp"
 #: Host fragmentation values of the default fragmentation study of ``memmodel compare``.

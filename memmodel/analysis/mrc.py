@@ -260,18 +260,20 @@ def run_shifts(counts: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 def _run_batches(trace: TraceLike, cfg: ModelConfig, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray,
                                                                                          np.ndarray, int]]:
-    """(p4, es, counts, instructions) of every batch of ``trace`` under ``cfg`` (a mapping-only replay)."""
-    from memmodel.analysis.api import _batches
+    """(p4, es, counts, instructions) of every batch of ``trace`` under ``cfg`` (a mapping-only replay of
+    the trace's compact form, :mod:`memmodel.trace.compact`, cached per store file like :func:`simulate`'s)."""
+    from memmodel.analysis.api import _batches, _replay_batches
 
     refuse_reporting(cfg)
-    name, _, batches = _batches(trace, batch_rows)
+    name, identity, full = _batches(trace, batch_rows)
     replay = Replay(es_probe_config(cfg), window=1 << 62, outcomes=True)
-    for batch in batches:
+    for batch in _replay_batches(trace, identity, full, batch_rows):
         _refuse_unmaps(name, batch["kind"])
+        icount = batch.get("icount")
         p4, n, ins = translations_to_runs(batch["kind"], batch["gva"], batch["size"])
-        replay.feed(batch["kind"], batch["gva"], batch["size"])
+        replay.feed(batch["kind"], batch["gva"], batch["size"], icount)
         _, shifts = replay.take_outcomes()
-        yield p4, run_shifts(n, shifts), n, ins
+        yield p4, run_shifts(n, shifts), n, ins + (int(icount.sum()) if icount is not None else 0)
 
 
 def translation_stream(trace: TraceLike, cfg: ModelConfig, batch_rows: int = 1 << 20) -> TranslationStream:

@@ -62,7 +62,7 @@ _use_words_for_types()
 
 def _print_version(value: bool) -> None:
     if value:
-        from memmodel import __version__
+        from memmodel._version import __version__
 
         typer.echo(f"memmodel {__version__}")
         raise typer.Exit()

@@ -20,8 +20,7 @@ from memmodel.cli.common import (
     stdout_is_terminal,
     user_errors,
 )
-
-_DEFAULT_CONFIGS = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k", "memctl-2m")
+from memmodel.config.model import DEFAULT_COMPARE_CONFIGS as _DEFAULT_CONFIGS
 
 
 @app.command()

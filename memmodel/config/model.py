@@ -88,6 +88,11 @@ class SideConfig:
     unmap: str = "free"
 
 
+#: The configs `compare` and the report put side by side by default: native, both baselines (THP also
+#: with free page reporting) and both memctl configs, each memctl one with its declared baseline.
+DEFAULT_COMPARE_CONFIGS: Final = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k",
+                                  "memctl-2m")
+
 #: Allowed values of the v2 keys (MODEL.md section 5).
 PLACEMENTS: Final = ("lowest", "random")
 UNMAP_MODES: Final = ("free", "passthrough")

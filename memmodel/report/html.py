@@ -373,7 +373,7 @@ def _cost_table(runs: Sequence[Run]) -> str:
 
 
 def _provenance(runs: Sequence[Run]) -> str:
-    from memmodel import __version__
+    from memmodel._version import __version__
 
     versions = sorted({str(r.extra.get("memmodel_version", __version__)) for r in runs})
     traces: dict[str, dict[str, Any]] = {}

@@ -327,7 +327,7 @@ def ingest(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from memmodel import __version__
+    from memmodel._version import __version__
     from memmodel.trace.schema import SCHEMA_VERSION, schema_for
 
     t0 = time.perf_counter()
@@ -499,7 +499,7 @@ def write_store(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from memmodel import __version__
+    from memmodel._version import __version__
     from memmodel.trace.accounting import Accounting
     from memmodel.trace.schema import FIELD_BY_NAME, KIND_NAMES, KIND_U, SCHEMA_VERSION, schema_for
 

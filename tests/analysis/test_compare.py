@@ -424,3 +424,10 @@ def test_first_run_notice_names_what_numba_compiles(monkeypatch: pytest.MonkeyPa
     assert capsys.readouterr().err == ""
     monkeypatch.undo()
     assert isinstance(cc._numba_cached("memmodel.trace.lackey", "_scan"), bool)  # reads the real cache index
+
+
+def test_the_api_and_the_cli_default_to_the_same_configs() -> None:
+    import memmodel
+    from memmodel.config.model import DEFAULT_COMPARE_CONFIGS
+
+    assert memmodel._DEFAULT_COMPARE_CONFIGS == DEFAULT_COMPARE_CONFIGS
