@@ -76,7 +76,7 @@ def compare(
             from memmodel.analysis.costs import read_cost_file
 
             read_cost_file(cost)  # a bad cost file fails before the replay
-        first_run_notice(traces, mrc)
+        first_run_notice(traces)
         curves = None
         if mrc:
             from memmodel.analysis.mrc import CompareCurves
@@ -139,8 +139,9 @@ def _study(traces: list[Path], runs: list, fractions: list[float], window: int) 
     return out
 
 
-def first_run_notice(traces: list[Path], mrc: bool = False) -> None:
-    """One line on stderr before numba compiles the lackey reader (or the curves) on a first run.
+def first_run_notice(traces: list[Path]) -> None:
+    """One line on stderr before numba compiles the lackey reader on a first run (the engine and the
+    curves are compiled C, built at install).
 
     Compiled code is cached next to the modules; the check only looks for the cache index of the
     entry function (newer than its source), so it costs a stat or two and never compiles anything.
@@ -150,8 +151,6 @@ def first_run_notice(traces: list[Path], mrc: bool = False) -> None:
     want = []
     if any(not is_parquet(t) for t in traces):
         want.append(("memmodel.trace.lackey", "_scan", "the lackey reader"))
-    if mrc:
-        want.append(("memmodel.analysis.mrc", "_fenwick_distances", "the miss-ratio curves"))
     missing = [what for mod, fn, what in want if not _numba_cached(mod, fn)]
     if missing:
         typer.echo(f"compiling {' and '.join(missing)} (first run only, about 20 s)...", err=True)

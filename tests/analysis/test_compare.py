@@ -416,11 +416,10 @@ def test_first_run_notice_names_what_numba_compiles(monkeypatch: pytest.MonkeyPa
     import memmodel.cli.compare_cmds as cc
 
     monkeypatch.setattr(cc, "_numba_cached", lambda module, function: False)
-    cc.first_run_notice([CONF / "tiny.lackey"], mrc=True)
-    assert capsys.readouterr().err == ("compiling the lackey reader and the miss-ratio curves "
-                                       "(first run only, about 20 s)...\n")
+    cc.first_run_notice([CONF / "tiny.lackey"])
+    assert capsys.readouterr().err == "compiling the lackey reader (first run only, about 20 s)...\n"
     monkeypatch.setattr(cc, "_numba_cached", lambda module, function: True)
-    cc.first_run_notice([CONF / "tiny.lackey"], mrc=True)
+    cc.first_run_notice([CONF / "tiny.lackey"])
     assert capsys.readouterr().err == ""
     monkeypatch.undo()
     assert isinstance(cc._numba_cached("memmodel.trace.lackey", "_scan"), bool)  # reads the real cache index

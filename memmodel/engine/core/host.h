@@ -79,7 +79,7 @@ static int host_touch(Engine *e, int64_t first, int64_t n) {
     return ST_OK;
 }
 
-static int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels, uint64_t page) {
+static inline __attribute__((always_inline)) int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels, uint64_t page) {
     for (int j = leaf - 1; j >= 1; j--) {
         int a = psc[j];
         if (a >= 0) {
@@ -90,7 +90,7 @@ static int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels, uint
     return 0;
 }
 
-static void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels, uint64_t page) {
+static inline __attribute__((always_inline)) void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels, uint64_t page) {
     for (int j = k + 1; j < leaf; j++) {
         int a = psc[j];
         if (a >= 0) {
@@ -101,7 +101,7 @@ static void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels, uin
 }
 
 /* Host-translate guest frame `frame` (backed); returns the host PTE loads. */
-static int host_translate(Engine *e, int64_t frame) {
+static inline __attribute__((always_inline)) int host_translate(Engine *e, int64_t frame) {
     Host *h = &e->h;
     int hs = h->shift[frame];
     int code = (hs - 12) / 9;
