@@ -223,6 +223,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     if (st) { raise_status(st); return -1; }
     e->gen = 1;
     e->to_snapshot = e->p.window;
+    e->report_dirty = 1;
     e->last_counter = -1;
     e->last_p4 = 0;
     return 0;

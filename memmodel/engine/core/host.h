@@ -53,6 +53,7 @@ static int host_fault(Engine *e, int64_t frame) {
     }
     h->occ1g[frame >> 18] += (int32_t)span;
     e->C[C_HOST_FAULTS]++;
+    e->report_dirty = 1;  /* may back free guest frames: the next reporting pass has work */
     e->C[C_HOST_PAGES_4K + (s - 12) / 9]++;
     if (s < h->pshift) e->C[C_HOST_FALLBACKS]++;
     e->C[C_HOST_BACKED_BYTES] += 1ULL << s;

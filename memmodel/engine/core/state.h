@@ -153,6 +153,7 @@ typedef struct {
     int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
     int last_es;             /* its effective TLB shift */
     int64_t to_snapshot;     /* translations until the next time-series row */
+    int report_dirty;        /* a guest free or a host fault since the last reporting pass */
     int64_t *series;
     int64_t series_rows, series_cap;
     uint8_t *outcomes, *outcome_shifts;
