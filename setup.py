@@ -20,5 +20,11 @@ setup(
             sources=["memmodel/analysis/_stack.c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
         ),
+        # the lackey reader's byte scanner (memmodel.trace.lackey)
+        Extension(
+            "memmodel.trace._lackey",
+            sources=["memmodel/trace/_lackey.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
+        ),
     ]
 )

@@ -15,11 +15,11 @@ under valgrind lackey into PATH, i.e.::
 (493.6 MB of text, 35.25 M records; about 40 s). An existing PATH is reused, not recorded again.
 The input should be in the page cache (the warm-up run reads it). Two figures, best of ``--repeat``:
 
-* in process: :func:`memmodel.trace.ingest` called from this interpreter (imports and the numba
-  scanner's compilation are paid once, before timing);
+* in process: :func:`memmodel.trace.ingest` called from this interpreter (imports are paid once,
+  before timing);
 * whole command: ``memmodel ingest TRACE -o OUT`` in a fresh interpreter (``memmodel.cli.main``, as the
-  console script runs it), timed from spawn to exit, so interpreter start-up, imports, loading the
-  compiled scanner, parsing, writing and the summary all count (goal, issue 9: >= 300 MB/s on a 500 MB
+  console script runs it), timed from spawn to exit, so interpreter start-up, imports, parsing,
+  writing and the summary all count (goal, issue 9: >= 300 MB/s on a 500 MB
   text); with its peak RSS (``VmHWM``).
 """
 
@@ -95,7 +95,7 @@ def main() -> int:
     print(f"trace: {a.trace} ({mb:,.1f} MB), cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "t.parquet"
-        ingest([a.trace], out)  # warm-up: page cache, numba scanner cache
+        ingest([a.trace], out)  # warm-up: page cache, imports
         best = float("inf")
         for i in range(a.repeat):
             t = time.perf_counter()

@@ -8,8 +8,8 @@ The package is layered, and imports only flow downwards::
           -> analysis  (costs, comparisons, curves, sweeps)
             -> report  (plotly figures, self-contained HTML)
 
-``memmodel.cli`` is a thin typer front end over these layers. Heavy modules (numba, polars,
-plotly, dask) are imported lazily so that ``import memmodel`` and ``memmodel --help`` stay fast.
+``memmodel.cli`` is a thin typer front end over these layers. Heavy modules (polars,
+pyarrow, plotly, dask) are imported lazily so that ``import memmodel`` and ``memmodel --help`` stay fast.
 
 The top level holds the three calls a notebook needs::
 

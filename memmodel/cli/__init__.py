@@ -1,7 +1,7 @@
 """The ``memmodel`` command line: a thin typer front end.
 
 Each layer's commands live in their own module and register themselves on :data:`app`; every heavy
-import (numba, polars, pyarrow, plotly, dask) happens inside a command body so that
+import (polars, pyarrow, plotly, dask) happens inside a command body so that
 ``memmodel --help`` stays instant.
 """
 

@@ -1,6 +1,6 @@
 """CLI commands of the analysis/report layers: ``compare``, ``report`` and ``calibrate``.
 
-Heavy modules (polars, plotly, numba) are imported inside the command bodies.
+Heavy modules (polars, plotly) are imported inside the command bodies.
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ def compare(
             from memmodel.analysis.costs import read_cost_file
 
             read_cost_file(cost)  # a bad cost file fails before the replay
-        first_run_notice(traces)
         curves = None
         if mrc:
             from memmodel.analysis.mrc import CompareCurves
@@ -137,35 +136,6 @@ def _study(traces: list[Path], runs: list, fractions: list[float], window: int) 
         mine = [r for r in runs if r.trace == str(t)]
         out += fragmentation_study(str(t), mine, fractions, window=window)
     return out
-
-
-def first_run_notice(traces: list[Path]) -> None:
-    """One line on stderr before numba compiles the lackey reader on a first run (the engine and the
-    curves are compiled C, built at install).
-
-    Compiled code is cached next to the modules; the check only looks for the cache index of the
-    entry function (newer than its source), so it costs a stat or two and never compiles anything.
-    """
-    from memmodel.trace.store import is_parquet
-
-    want = []
-    if any(not is_parquet(t) for t in traces):
-        want.append(("memmodel.trace.lackey", "_scan", "the lackey reader"))
-    missing = [what for mod, fn, what in want if not _numba_cached(mod, fn)]
-    if missing:
-        typer.echo(f"compiling {' and '.join(missing)} (first run only, about 20 s)...", err=True)
-
-
-def _numba_cached(module: str, function: str) -> bool:
-    import importlib
-    import os
-
-    try:
-        mod = importlib.import_module(module)
-        index = getattr(mod, function)._cache._cache_file._index_path
-        return bool(os.stat(index).st_mtime >= os.stat(str(mod.__file__)).st_mtime)
-    except (AttributeError, OSError, ImportError):
-        return True  # not a cached numba function (or an unknown numba): say nothing
 
 
 def print_summary(runs: list, baseline: str) -> None:

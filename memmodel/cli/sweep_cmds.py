@@ -1,6 +1,6 @@
 """CLI commands of the sweep layer: ``mrc`` (one-pass miss-ratio curves) and ``sweep`` (parameter sweeps).
 
-Heavy imports (numba, polars, plotly, dask) happen inside the command bodies.
+Heavy imports (polars, plotly, dask) happen inside the command bodies.
 """
 
 from __future__ import annotations

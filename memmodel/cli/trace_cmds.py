@@ -1,6 +1,6 @@
 """CLI commands of the trace layer: ``ingest``, ``info``, ``record`` (registered on :data:`memmodel.cli.app`).
 
-Heavy modules (numpy, numba, pyarrow, rich) are imported inside the command bodies so that
+Heavy modules (numpy, pyarrow, rich) are imported inside the command bodies so that
 ``memmodel --help`` stays instant.
 """
 

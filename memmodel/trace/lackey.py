@@ -30,10 +30,16 @@ with CR-only line ends used to read as one message line and 0 records).
 The footer's ``guest instrs:`` (thousands separators) is summed over all footers (one per
 process when a forked child logs to the same file) and compared with the ``I`` records.
 
-Speed: a numba byte scanner (:func:`_scan`, ``nogil``) parses line-aligned blocks straight
-into preallocated ``kind``/``gva``/``size`` arrays; it stops at any line it does not know, and
-Python handles that line (messages' footer text, syscall lines, bad lines), so the fast path for
-lackey's own ``I``/``L``/``S``/``M`` lines is the same with or without syscall tracing.
+Speed: a byte scanner in C (``memmodel/trace/_lackey.c``, ``_scan`` here; it releases the GIL)
+parses line-aligned blocks straight into preallocated ``kind``/``gva``/``size`` arrays; it stops at
+any line it does not know, and Python handles that line (messages' footer text, syscall lines, bad
+lines), so the fast path for lackey's own ``I``/``L``/``S``/``M`` lines is the same with or without
+syscall tracing. ``_scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg)`` returns
+``(pos, nout, nmsg, lines, status)``: ``pos`` is where parsing stopped (the start of the line Python
+must handle for ``_ST_BAD``), ``lines`` how many lines it consumed; ``counts`` (slots ``_C_*``) and
+``msgpos`` (start offsets of ``==PID==`` lines) are filled in place. Its rules, line by line, are in
+the C file; ``tests/trace/test_lackey_c.py`` holds them as a literal Python transcription and checks
+the two agree.
 """
 
 from __future__ import annotations
@@ -42,9 +48,9 @@ import re
 from collections.abc import Iterator
 
 import numpy as np
-from numba import njit
 
 from memmodel.errors import TraceError
+from memmodel.trace._lackey import scan as _scan
 from memmodel.trace.accounting import MAX_QUOTED_SKIPS, Accounting
 from memmodel.trace.schema import KIND_U
 from memmodel.trace.source import BLOCK_BYTES, Source
@@ -68,187 +74,6 @@ _EXPECTED = (
     "(address 1-16 hex digits, size 1..65535), a '==PID==' or '--PID--' message, 'SB <hex address>' "
     "or a blank line"
 )
-
-
-_HEX = np.full(256, -1, np.int8)
-for _c in range(10):
-    _HEX[48 + _c] = _c
-for _c in range(6):
-    _HEX[97 + _c] = 10 + _c
-    _HEX[65 + _c] = 10 + _c
-
-
-@njit(cache=True, nogil=True)
-def _hexval(c: int) -> int:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _after_eol(buf, j, end):  # type: ignore[no-untyped-def]
-    """Offset after the line end at ``j`` (LF, CRLF or a lone CR); ``end`` when the text ends at ``j``."""
-    if j < end and buf[j] == 13:
-        j += 1
-    if j < end and buf[j] == 10:
-        j += 1
-    elif j >= end:
-        return end
-    return j
-
-
-@njit(cache=True, nogil=True)
-def _scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # type: ignore[no-untyped-def]
-    """Parse lines of ``buf[pos:end]`` into ``kinds/gvas/sizes[nout:]``.
-
-    ``end`` is just after a line end (``\\n``, or a lone ``\\r``) or the end of the final block. Returns
-    ``(pos, nout, nmsg, lines, status)``: ``pos`` is where parsing stopped (start of the bad line
-    for ``_ST_BAD``), ``lines`` how many lines were consumed before ``pos``.
-    """
-    cap = kinds.shape[0]
-    lines = 0
-    while pos < end:
-        if nout >= cap or nmsg >= msgpos.shape[0]:
-            return pos, nout, nmsg, lines, 1
-        k = -1
-        if pos + 3 < end:  # fast path: lackey's own 'I  ' and ' X ' prefixes
-            c0 = buf[pos]
-            c1 = buf[pos + 1]
-            if c0 == 73 and c1 == 32 and buf[pos + 2] == 32:
-                k = 0
-            elif c0 == 32 and buf[pos + 2] == 32:
-                if c1 == 76:
-                    k = 1
-                elif c1 == 83:
-                    k = 2
-                elif c1 == 77:
-                    k = 3
-        if k >= 0:
-            j = pos + 3
-            v = np.uint64(0)
-            while j < end:
-                h = _HEX[buf[j]]
-                if h < 0:
-                    break
-                v = (v << np.uint64(4)) | np.uint64(h)
-                j += 1
-            nd = j - pos - 3
-            if 0 < nd <= 16 and buf[j] == 44:
-                j += 1
-                sz = 0
-                j0 = j
-                while j < end and 48 <= buf[j] <= 57 and j - j0 < 6:
-                    sz = sz * 10 + (buf[j] - 48)
-                    j += 1
-                if j < end and buf[j] == 10 and j > j0 and 0 < sz <= 65535:
-                    kinds[nout] = k
-                    gvas[nout] = v
-                    sizes[nout] = sz
-                    nout += 1
-                    counts[5 + k] += 1
-                    lines += 1
-                    pos = j + 1
-                    continue
-            k = -1
-        i = pos
-        while i < end and (buf[i] == 32 or buf[i] == 9):
-            i += 1
-        c = buf[i] if i < end else 10
-        if c == 73:  # I
-            k = 0
-        elif c == 76:  # L
-            k = 1
-        elif c == 83:  # S
-            k = 2 if (i + 1 < end and buf[i + 1] == 32) else -1
-        elif c == 77:  # M
-            k = 3
-        if k >= 0 and i + 1 < end and buf[i + 1] == 32:
-            j = i + 1
-            while j < end and buf[j] == 32:
-                j += 1
-            v = np.uint64(0)
-            j0 = j
-            while j < end:
-                h = _HEX[buf[j]]
-                if h < 0:
-                    break
-                v = (v << np.uint64(4)) | np.uint64(h)
-                j += 1
-            nd = j - j0
-            if nd == 0 or nd > 16 or j >= end or buf[j] != 44:
-                return pos, nout, nmsg, lines, 2
-            j += 1
-            sz = 0
-            nd = 0
-            while j < end and 48 <= buf[j] <= 57:
-                sz = sz * 10 + (buf[j] - 48)
-                nd += 1
-                j += 1
-                if nd > 5:
-                    return pos, nout, nmsg, lines, 2
-            if nd == 0 or sz == 0 or sz > 65535:
-                return pos, nout, nmsg, lines, 2
-            if j < end and buf[j] == 32:  # 3-column course variant: ' S addr,size N'
-                while j < end and buf[j] == 32:
-                    j += 1
-                nd = 0
-                while j < end and 48 <= buf[j] <= 57:
-                    nd += 1
-                    j += 1
-                if nd == 0:
-                    return pos, nout, nmsg, lines, 2
-                counts[4] += 1
-            if j < end and buf[j] != 10 and buf[j] != 13:
-                return pos, nout, nmsg, lines, 2
-            kinds[nout] = k
-            gvas[nout] = v
-            sizes[nout] = sz
-            nout += 1
-            counts[5 + k] += 1
-            lines += 1
-            pos = _after_eol(buf, j, end)
-            continue
-        # non-record lines
-        slot = -1
-        j = i
-        if c == 10 or c == 13:
-            slot = 3
-        elif (c == 61 or c == 45) and i + 1 < end and buf[i + 1] == c:  # '==' or '--'
-            j = i + 2
-            nd = 0
-            while j < end and 48 <= buf[j] <= 57:
-                nd += 1
-                j += 1
-            if nd > 0 and j + 1 < end and buf[j] == c and buf[j + 1] == c:
-                j += 2
-                if j >= end or buf[j] == 32 or buf[j] == 10 or buf[j] == 13:
-                    slot = 0 if c == 61 else 1
-        elif c == 83 and i + 1 < end and buf[i + 1] == 66:  # 'SB addr'
-            j = i + 2
-            if j < end and buf[j] == 32:
-                while j < end and buf[j] == 32:
-                    j += 1
-                nd = 0
-                while j < end and _hexval(buf[j]) >= 0:
-                    nd += 1
-                    j += 1
-                if 0 < nd <= 16 and (j >= end or buf[j] == 10 or buf[j] == 13):
-                    slot = 2
-        if slot < 0:
-            return pos, nout, nmsg, lines, 2
-        if slot == 0:
-            msgpos[nmsg] = pos
-            nmsg += 1
-        counts[slot] += 1
-        while j < end and buf[j] != 10 and buf[j] != 13:
-            j += 1
-        lines += 1
-        pos = _after_eol(buf, j, end)
-    return pos, nout, nmsg, lines, 0
 
 
 _GUEST_INSTRS = re.compile(rb"^\s*==\d+==\s+guest instrs:\s+([\d,]+)\s*$")

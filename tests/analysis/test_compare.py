@@ -412,19 +412,6 @@ def test_help_shows_option_types_as_words_not_python_types(command: str) -> None
         assert "PATH..." in res.output and "INTEGER" in res.output and "FILE" in res.output
 
 
-def test_first_run_notice_names_what_numba_compiles(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import memmodel.cli.compare_cmds as cc
-
-    monkeypatch.setattr(cc, "_numba_cached", lambda module, function: False)
-    cc.first_run_notice([CONF / "tiny.lackey"])
-    assert capsys.readouterr().err == "compiling the lackey reader (first run only, about 20 s)...\n"
-    monkeypatch.setattr(cc, "_numba_cached", lambda module, function: True)
-    cc.first_run_notice([CONF / "tiny.lackey"])
-    assert capsys.readouterr().err == ""
-    monkeypatch.undo()
-    assert isinstance(cc._numba_cached("memmodel.trace.lackey", "_scan"), bool)  # reads the real cache index
-
-
 def test_the_api_and_the_cli_default_to_the_same_configs() -> None:
     import memmodel
     from memmodel.config.model import DEFAULT_COMPARE_CONFIGS

@@ -87,7 +87,7 @@ def test_local_pool_and_dask_cluster_give_byte_identical_tables_equal_to_simulat
     t2 = _write_trace(tmp_path / "t2.parquet", seed=2)
     grid = parse_grid(["host.fragmentation=0,0.999", "cpu=skylake,zen4"])
     points = build_points([str(t1), str(t2)], ["baseline-4k", "memctl-2m"], grid)
-    # serial first: the driver compiles the numba kernels into the on-disk cache the workers then load
+    # serial first: the driver writes the replay-ready (compact) form into the cache the workers then read
     serial = sweep(points, None, tmp_path / "serial.parquet", grid_keys=list(grid))
     outs = {}
     for engine in ("local", "dask"):

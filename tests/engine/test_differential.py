@@ -1,4 +1,4 @@
-"""Differential tests: the numba engine against the literal pure-Python reference of MODEL.md.
+"""Differential tests: the C engine core against the literal pure-Python reference of MODEL.md.
 
 Random small traces x random valid configs (every page size, 4/5 levels, shared and split TLB arrays,
 PSCs at any level, nested TLB, fragmentation, prealloc, native) must give identical counters.
