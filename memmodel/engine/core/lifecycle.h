@@ -142,10 +142,11 @@ static int guest_find(const Guest *g, uint64_t x, int64_t *node, int *idx) {
     return 0;
 }
 
+/* Split the guest page crossing x (the caller found one: a page of shift > 12 starting below x). */
 static int guest_split(Engine *e, uint64_t x) {
     Guest *g = &e->g;
-    int64_t n;
-    int idx;
+    int64_t n = -1;
+    int idx = 0;
     int s = guest_find(g, x, &n, &idx);
     int L = g->levels;
     int ns = s - 9;
