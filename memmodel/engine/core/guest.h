@@ -55,7 +55,10 @@ static void guest_count_path(Guest *g, uint64_t v, int k, int64_t delta) {
     }
 }
 
-static int guest_fault(Engine *e, uint64_t v, int refault) {
+/* Guest fault at v (unmapped). One descent from the root allocates the missing tables top-down and
+ * records the path: path[k] = node index of the level-k table covering v (k = 2..leaf); *gs_out and
+ * *gframe_out give v's new mapping (its shift and 4 KiB guest frame). */
+static int guest_fault(Engine *e, uint64_t v, int refault, int64_t *path, int *gs_out, int64_t *gframe_out) {
     Guest *g = &e->g;
     int L = g->levels;
     int s = 0;
@@ -66,15 +69,31 @@ static int guest_fault(Engine *e, uint64_t v, int refault) {
     }
     if (s == 0) return ST_OOM_GUEST;
     int leaf = leaf_level(L, s);
-    int64_t t = -1;
     for (int k = 2; k <= leaf; k++) {
-        int st = guest_table(e, v, k, &t);
-        if (st) return st;
+        int64_t n = k == 2 ? hash_get(&g->root, v >> entry_shift(L, 1))
+                           : g->nodes[path[k - 1]].child[(v >> entry_shift(L, k - 1)) & 511];
+        if (n < 0) {
+            /* a missing table: allocated (and zeroed by the guest), linked, host-touched */
+            int64_t frame = buddy_alloc(&g->buddy, 0);
+            if (frame < 0) return ST_OOM_GUEST;
+            e->C[C_GUEST_PT_PAGES]++;
+            if (!node_new(g, frame, &n)) return ST_NOMEM;
+            if (k == 2) {
+                if (hash_put(&g->root, v >> entry_shift(L, 1), n) != ST_OK) return ST_NOMEM;
+            } else {
+                g->nodes[path[k - 1]].child[(v >> entry_shift(L, k - 1)) & 511] = (int32_t)n;
+            }
+            if (e->p.virt) {
+                int st = host_touch(e, frame, 1);
+                if (st) return st;
+            }
+        }
+        path[k] = n;
     }
     int64_t data = buddy_alloc(&g->buddy, s - 12);
     if (data < 0) return ST_OOM_GUEST;
-    g->nodes[t].map[(v >> s) & 511] = data + 1;
-    guest_count_path(g, v, leaf, 1);
+    g->nodes[path[leaf]].map[(v >> s) & 511] = data + 1;
+    for (int k = 2; k <= leaf; k++) g->nodes[path[k]].nmap++;
     e->C[C_GUEST_FAULTS]++;
     e->C[C_GUEST_PAGES_4K + (s - 12) / 9]++;
     if (s < g->pshift) e->C[C_GUEST_FALLBACKS]++;
@@ -87,6 +106,8 @@ static int guest_fault(Engine *e, uint64_t v, int refault) {
             if (st) return st;
         }
     }
+    *gs_out = s;
+    *gframe_out = data + (int64_t)((v >> 12) & ((1ULL << (s - 12)) - 1));
     return ST_OK;
 }
 

@@ -62,12 +62,27 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     Slot *slot = *slot_io;
     int refault = slot != NULL;  /* translated before: a fault now is a re-fault after a release */
     uint64_t v = p4 << 12;
+    Guest *g = &e->g;
+    int L = g->levels;
+    /* one descent: the tables on v's path (levels 2..) and its mapping, if any */
+    int64_t path[6] = {-1, -1, -1, -1, -1, -1};
     int64_t gframe = 0;
-    int gs = guest_lookup(&e->g, v, &gframe);
+    int gs = 0;
+    int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
+    for (int k = 2; k <= L && n >= 0; k++) {
+        path[k] = n;
+        int es = entry_shift(L, k);
+        int idx = (int)((v >> es) & 511);
+        if (g->nodes[n].map[idx]) {
+            gs = es;
+            gframe = g->nodes[n].map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (es - 12)) - 1));
+            break;
+        }
+        n = g->nodes[n].child[idx];
+    }
     if (gs == 0) {
-        int st = guest_fault(e, v, refault);
+        int st = guest_fault(e, v, refault, path, &gs, &gframe);
         if (st) return st;
-        gs = guest_lookup(&e->g, v, &gframe);
     }
     int es = gs;
     if (e->p.virt) {
@@ -91,14 +106,8 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     slot->gen = e->gen;
     /* the guest tables on the page's path (levels 2..leaf(gs)): tables are never freed, and a page
      * whose size changes gets a new generation, so these stay right while the slot is current */
-    Guest *g = &e->g;
-    int L = g->levels;
     int G = leaf_level(L, gs);
-    int64_t n = -1;
-    for (int j = 2; j <= G; j++) {
-        n = j == 2 ? hash_get(&g->root, v >> entry_shift(L, 1)) : g->nodes[n].child[(v >> entry_shift(L, j - 1)) & 511];
-        cold->tbl[j - 2] = g->nodes[n].gframe;
-    }
+    for (int j = 2; j <= G; j++) cold->tbl[j - 2] = g->nodes[path[j]].gframe;
     return ST_OK;
 }
 
