@@ -238,7 +238,7 @@ def runs_to_frame(runs: Iterable[Run]) -> pl.DataFrame:
     import polars as pl
 
     from memmodel.analysis.costs import estimate_run
-    from memmodel.engine.result import COUNTER_NAMES
+    from memmodel.engine.result import COUNTER_NAMES, WIDE_COUNTERS
 
     rows = []
     for r in runs:
@@ -253,7 +253,7 @@ def runs_to_frame(runs: Iterable[Run]) -> pl.DataFrame:
     schema: dict[str, Any] = {"trace": pl.String, "config": pl.String, "cpu": pl.String,
                               "virtualized": pl.Boolean}
     for k in COUNTER_NAMES:
-        schema[k] = pl.Float64 if "_index_" in k else pl.Int64
+        schema[k] = pl.Float64 if "_index_" in k else (pl.Int128 if k in WIDE_COUNTERS else pl.Int64)
     for k in ESTIMATE_COLUMNS:
         schema[k] = pl.Float64
     return pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)

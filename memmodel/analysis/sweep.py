@@ -280,12 +280,12 @@ def result_schema(grid_keys: Sequence[str], points: Sequence[Point]) -> dict[str
     """The column -> dtype map of a sweep's result table (fixed by the sweep, not by the data)."""
     import polars as pl
 
-    from memmodel.engine.result import COUNTER_NAMES
+    from memmodel.engine.result import COUNTER_NAMES, WIDE_COUNTERS
 
     schema: dict[str, Any] = {"trace": pl.String, "config": pl.String}
     fixed = {"config_name": pl.String, "cpu": pl.String, "virtualized": pl.Boolean}
     for k in COUNTER_NAMES:
-        fixed[k] = pl.Float64 if "_index_" in k else pl.Int64
+        fixed[k] = pl.Float64 if "_index_" in k else (pl.Int128 if k in WIDE_COUNTERS else pl.Int64)
     for k in _derived_names():
         fixed[k] = pl.Float64
     from memmodel.analysis.api import ESTIMATE_COLUMNS

@@ -74,6 +74,10 @@ NATIVE_ZERO: Final = tuple(
     name for name, src in COUNTER_TABLE if src != "index" and (name.startswith("host_") or name.startswith("ntlb_"))
 )
 
+#: Counters that can exceed 2^63 (a U record may cover up to 2^64 - 1 bytes, and they add up): tables
+#: hold them as 128-bit integers; every other integer counter fits int64.
+WIDE_COUNTERS: Final = ("unmapped_bytes",)
+
 #: Outputs beyond MODEL.md section 6 (docs/model.md defines them); never mixed into the counters.
 EXTRA_NAMES: Final = ("guest_zeroed_refault_bytes", "host_zeroed_refault_bytes")
 

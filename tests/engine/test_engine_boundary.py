@@ -95,3 +95,16 @@ def test_mrc_refuses_traces_with_unmaps_and_configs_with_reporting(tmp_path: obj
     reporting = cfg({"balloon": {"reporting": True}, "tlb": TINY_TLB})
     with pytest.raises(ConfigError, match="free page reporting"):
         translation_stream(frame.filter(pl.col("kind") != 4), reporting)
+
+
+def test_unmapped_bytes_beyond_2_63_stay_exact_in_the_polars_frame() -> None:
+    import polars as pl
+
+    import memmodel
+
+    frame = pl.DataFrame({"kind": [1, 4, 4], "gva": [0x1000, 0, 5 << 40], "size": [8, (1 << 64) - 1, 1 << 44]},
+                         schema={"kind": pl.UInt8, "gva": pl.UInt64, "size": pl.UInt64})
+    out = memmodel.simulate(frame, ["native-4k"])
+    # [0, 2^64) and [5 TiB, 21 TiB): 2^64 + 2^44 bytes, more than any 64-bit integer holds
+    assert out["unmapped_bytes"].to_list() == [(1 << 64) + (1 << 44)]
+    assert out.schema["unmapped_bytes"] == pl.Int128
