@@ -32,7 +32,6 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from simulate import best_of  # noqa: E402  (benchmarks/simulate.py: one timing rule for every benchmark)
+
 CONFIGS = ("baseline-4k", "memctl-2m")
-
-
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """(best wall time in s over ``repeat`` runs after one warm-up run, last result)."""
-    out = fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def peak_rss_mb() -> float:
