@@ -386,26 +386,6 @@ static PyObject *Engine_take_outcomes(Engine *e, PyObject *unused) {
     return Py_BuildValue("(NN)", o, s);
 }
 
-/* lookup_shifts(p4 array as bytes of int64) -> bytes: es of each page's slot (0 = never translated). */
-static PyObject *Engine_lookup_shifts(Engine *e, PyObject *args) {
-    PyObject *po;
-    if (!PyArg_ParseTuple(args, "O", &po)) return NULL;
-    Py_buffer pb;
-    if (get_i64_buffer(po, &pb, "pages") < 0) return NULL;
-    int64_t n = pb.len / 8;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
-    if (!out) { PyBuffer_Release(&pb); return NULL; }
-    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
-    const int64_t *p = (const int64_t *)pb.buf;
-    for (int64_t i = 0; i < n; i++) {
-        const Slot *slot = slot_find(&e->slots, (uint64_t)p[i]);
-        o[i] = slot ? slot->es : 0;
-    }
-    PyBuffer_Release(&pb);
-    return out;
-}
-
-
 /* ---------------------------------------------------------------------------------------------
  * A buddy allocator on its own (tests and tools): BuddyAllocator(frames, removed, random, seed)
  * -------------------------------------------------------------------------------------------*/
@@ -546,7 +526,6 @@ static PyMethodDef Engine_methods[] = {
     {"series", (PyCFunction)Engine_series, METH_NOARGS, "Time-series rows (int64 bytes)."},
     {"nr_free", (PyCFunction)Engine_nr_free, METH_VARARGS, "Free blocks per order (int64 bytes)."},
     {"take_outcomes", (PyCFunction)Engine_take_outcomes, METH_NOARGS, "Outcome codes and shifts since last take."},
-    {"lookup_shifts", (PyCFunction)Engine_lookup_shifts, METH_VARARGS, "Effective TLB shift of given pages."},
     {NULL, NULL, 0, NULL},
 };
 

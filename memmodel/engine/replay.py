@@ -25,9 +25,6 @@ from memmodel.errors import OutOfMemoryError
 
 MASK64 = (1 << 64) - 1
 DEFAULT_WINDOW = 10_000
-MAX_ORDER = 18
-#: Record kind codes the engine accepts (memmodel.trace.schema: I, L, S, M, U).
-ENGINE_KINDS = (0, 1, 2, 3, 4)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -194,16 +191,6 @@ class Replay:
         fed since the last call, in trace order (needs ``outcomes=True``)."""
         codes, shifts = self._core.take_outcomes()
         return np.frombuffer(codes, dtype=np.uint8).copy(), np.frombuffer(shifts, dtype=np.uint8).copy()
-
-    def effective_shifts(self, runs_p4: np.ndarray) -> np.ndarray:
-        """The TLB entry shift ``es = min(guest shift, host shift)`` of each given 4 KiB virtual page at
-        its last translation (0 for pages this replay never translated).
-
-        For a trace without ``U`` records and without free page reporting a page's mapping never
-        changes once made, so this is the entry size of every translation of that page.
-        """
-        pages = np.ascontiguousarray(runs_p4, dtype=np.int64)
-        return np.frombuffer(self._core.lookup_shifts(pages), dtype=np.uint8).copy()
 
     # ---- results ------------------------------------------------------------------------------------
     def result(self) -> SimResult:

@@ -68,12 +68,6 @@ COUNTER_NAMES: Final = tuple(name for name, _ in COUNTER_TABLE)
 #: The four float counters, absent from native runs (MODEL.md section 6).
 HOST_INDEX_NAMES: Final = tuple(name for name, src in COUNTER_TABLE if src == "index")
 
-#: Host counters that a native run reports as 0 (MODEL.md section 6: "Native runs report every host
-#: counter and ntlb_hits/ntlb_misses as 0").
-NATIVE_ZERO: Final = tuple(
-    name for name, src in COUNTER_TABLE if src != "index" and (name.startswith("host_") or name.startswith("ntlb_"))
-)
-
 #: Counters that can exceed 2^63 (a U record may cover up to 2^64 - 1 bytes, and they add up): tables
 #: hold them as 128-bit integers; every other integer counter fits int64.
 WIDE_COUNTERS: Final = ("unmapped_bytes",)

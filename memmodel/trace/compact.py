@@ -60,9 +60,10 @@ def compact_batches(batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dic
             if pending:
                 yield from _pending_rows(pending, last_i)
             yield full
-        else:
-            yield {"kind": kind[idx], "gva": np.asarray(b["gva"], dtype=np.uint64)[idx],
-                   "size": np.asarray(b["size"], dtype=np.uint64)[idx], "icount": gaps.astype(np.uint32)}
+            pending = 0  # the batch went out whole, its trailing I records included
+            continue
+        yield {"kind": kind[idx], "gva": np.asarray(b["gva"], dtype=np.uint64)[idx],
+               "size": np.asarray(b["size"], dtype=np.uint64)[idx], "icount": gaps.astype(np.uint32)}
         pending = n - 1 - int(idx[-1])
         if pending:
             last_i = (int(b["gva"][n - 1]), int(b["size"][n - 1]))

@@ -46,6 +46,22 @@ def test_compact_rows_keep_every_data_record_and_count_every_fetch() -> None:
     assert int(np.concatenate([b["gva"] for b in out])[-1]) == 0x40000A
 
 
+def test_runs_of_fetches_too_long_for_a_count_go_out_as_full_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import memmodel.trace.compact as compact
+
+    monkeypatch.setattr(compact, "_U32_MAX", 2)  # a count holds at most 2 fetches here (2^32 - 1 in use)
+    records = ([("I", 0x400000, 4)] * 5 + [("L", 0x1000, 8)] + [("I", 0x400000, 4)] * 4 + [("S", 0x2000, 8)]
+               + [("I", 0x400004, 4)] * 7)
+    config = cfg({"virtualized": False})
+    for batch in (1, 3, 6, len(records)):
+        a = arrays(records)
+        batches = [{k: v[i : i + batch] for k, v in a.items()} for i in range(0, len(records), batch)]
+        out = list(compact_batches(batches))
+        fetches = sum(int(b["icount"].sum()) + int((b["kind"] == 0).sum()) for b in out)
+        assert fetches == 16 and all(int(b["icount"].max(initial=0)) <= 2 for b in out)
+        assert _compact(records, config, batch) == _full(records, config, len(records))
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trace=lifecycle_traces(), raw=v2_configs(), batch=st.sampled_from([1, 2, 5, 1000]))
 def test_the_compact_form_gives_the_counters_of_the_full_form(trace: list[tuple[str, int, int]],

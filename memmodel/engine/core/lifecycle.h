@@ -129,25 +129,12 @@ static int host_release(Engine *e, int64_t fp, int64_t fq, int *changed) {
 /* ---------------------------------------------------------------------------------------------
  * Release, guest side: virtual [p, q) (q may be 2^64)
  * -------------------------------------------------------------------------------------------*/
-/* The guest mapping covering address x: its table node, entry index and shift; 0 when unmapped. */
-static int guest_find(const Guest *g, uint64_t x, int64_t *node, int *idx) {
-    int L = g->levels;
-    int64_t n = hash_get(&g->root, x >> entry_shift(L, 1));
-    for (int k = 2; k <= L && n >= 0; k++) {
-        int es = entry_shift(L, k);
-        int i = (int)((x >> es) & 511);
-        if (g->nodes[n].map[i]) { *node = n; *idx = i; return es; }
-        n = g->nodes[n].child[i];
-    }
-    return 0;
-}
-
 /* Split the guest page crossing x (the caller found one: a page of shift > 12 starting below x). */
 static int guest_split(Engine *e, uint64_t x) {
     Guest *g = &e->g;
     int64_t n = -1;
     int idx = 0;
-    int s = guest_find(g, x, &n, &idx);
+    int s = guest_find(g, x, NULL, &n, &idx);
     int L = g->levels;
     int ns = s - 9;
     int k = leaf_level(L, ns);       /* the table that will hold the smaller pages */
@@ -266,7 +253,7 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
             for (;;) {
                 int64_t nd;
                 int idx;
-                int s = guest_find(&e->g, x, &nd, &idx);
+                int s = guest_find(&e->g, x, NULL, &nd, &idx);
                 if (s <= 12 || ((x >> s) << s) == x) break;
                 st = guest_split(e, x);
                 if (st) return st;

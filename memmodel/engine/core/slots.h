@@ -66,20 +66,10 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     int L = g->levels;
     /* one descent: the tables on v's path (levels 2..) and its mapping, if any */
     int64_t path[6] = {-1, -1, -1, -1, -1, -1};
-    int64_t gframe = 0;
-    int gs = 0;
-    int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
-    for (int k = 2; k <= L && n >= 0; k++) {
-        path[k] = n;
-        int es = entry_shift(L, k);
-        int idx = (int)((v >> es) & 511);
-        if (g->nodes[n].map[idx]) {
-            gs = es;
-            gframe = g->nodes[n].map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (es - 12)) - 1));
-            break;
-        }
-        n = g->nodes[n].child[idx];
-    }
+    int64_t gframe = 0, node = -1;
+    int idx = 0;
+    int gs = guest_find(g, v, path, &node, &idx);
+    if (gs) gframe = g->nodes[node].map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (gs - 12)) - 1));
     if (gs == 0) {
         int st = guest_fault(e, v, refault, path, &gs, &gframe);
         if (st) return st;

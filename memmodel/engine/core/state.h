@@ -193,19 +193,18 @@ static int64_t table_of(const Guest *g, uint64_t v, int k) {
     return n;
 }
 
-/* The guest mapping of v: returns its shift (0 = unmapped) and sets *gframe to v's 4 KiB guest frame. */
-static int guest_lookup(const Guest *g, uint64_t v, int64_t *gframe) {
+/* The guest mapping covering x: its shift (0 = unmapped), its table node and entry index. When `path` is
+ * given, path[k] = node index of the level-k table on x's way down (k = 2.. up to the mapping's level or
+ * the last table that exists). The one descent of the guest tables: translations, faults and releases. */
+static int guest_find(const Guest *g, uint64_t x, int64_t *path, int64_t *node, int *idx) {
     int L = g->levels;
-    int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
+    int64_t n = hash_get(&g->root, x >> entry_shift(L, 1));
     for (int k = 2; k <= L && n >= 0; k++) {
-        const Node *node = &g->nodes[n];
+        if (path) path[k] = n;
         int es = entry_shift(L, k);
-        int idx = (int)((v >> es) & 511);
-        if (node->map[idx]) {
-            *gframe = node->map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (es - 12)) - 1));
-            return es;
-        }
-        n = node->child[idx];
+        int i = (int)((x >> es) & 511);
+        if (g->nodes[n].map[i]) { *node = n; *idx = i; return es; }
+        n = g->nodes[n].child[i];
     }
     return 0;
 }
