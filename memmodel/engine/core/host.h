@@ -114,10 +114,10 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
         return 0;
     }
     e->C[C_NTLB_MISSES]++;
-    int kh = psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame);
+    int kh = e->has_hpsc ? psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame) : 0;
     int loads = H - kh;
     e->C[C_HOST_PTE_LOADS] += (uint64_t)loads;
-    psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame);
+    if (e->has_hpsc) psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame);
     if (e->ntlb >= 0) lru_fill(e->tags, &e->arrays[e->ntlb], pfn, tag);
     return loads;
 }

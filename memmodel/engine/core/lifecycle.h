@@ -330,30 +330,41 @@ static int report_pass(Engine *e) {
     return ST_OK;
 }
 
-static inline int tick(Engine *e) {
+/* One tick of the clock (an I, L, S or M record). The next reporting pass is a countdown, not
+ * `clock % interval`: a 64-bit division per record showed in profiles of reporting configs. */
+static inline __attribute__((always_inline)) int tick(Engine *e) {
     e->clock++;
-    if (e->p.report && e->clock % (uint64_t)e->p.report_interval == 0) return report_pass(e);
+    if (e->p.report && --e->to_report == 0) {
+        e->to_report = (uint64_t)e->p.report_interval;
+        return report_pass(e);
+    }
     return ST_OK;
+}
+
+/* n >= to_report ticks with reporting on: the passes among them (out of line, rare). */
+static __attribute__((noinline)) int ticks_passing(Engine *e, uint64_t n) {
+    uint64_t iv = (uint64_t)e->p.report_interval;
+    uint64_t after = n - e->to_report;  /* ticks after the first pass */
+    uint64_t passes = 1 + after / iv;
+    e->to_report = iv - after % iv;
+    int st = report_pass(e);
+    e->C[C_REPORT_TICKS] += passes - 1;
+    return st;
 }
 
 /* n instruction fetches in a row (the compact form of a trace: a count of I records before a record).
  * Exactly n ticks: when several reporting passes fall among them, the first one does the work and the
  * others find nothing to do (no record runs between them; a discarded block is unbacked and split at its
  * edges, so discarding it again frees and splits nothing), so they only count in report_ticks. */
-static int ticks(Engine *e, uint64_t n) {
-    if (n == 0) return ST_OK;
+static inline __attribute__((always_inline)) int ticks(Engine *e, uint64_t n) {
     e->C[C_INSTRUCTIONS] += n;
-    if (!e->p.report) {
-        e->clock += n;
+    e->clock += n;
+    if (!e->p.report) return ST_OK;
+    if (n < e->to_report) {
+        e->to_report -= n;
         return ST_OK;
     }
-    uint64_t iv = (uint64_t)e->p.report_interval;
-    uint64_t passes = (e->clock + n) / iv - e->clock / iv;
-    e->clock += n;
-    if (passes == 0) return ST_OK;
-    int st = report_pass(e);
-    e->C[C_REPORT_TICKS] += passes - 1;
-    return st;
+    return ticks_passing(e, n);
 }
 
 #endif /* MEMMODEL_CORE_LIFECYCLE_H */

@@ -28,7 +28,7 @@ static int hash_init(Hash *h, int64_t cap) {
     return (h->keys && h->vals) ? ST_OK : ST_NOMEM;
 }
 
-static inline uint64_t hash_slot(uint64_t key, int64_t cap) {
+static inline __attribute__((always_inline)) uint64_t hash_slot(uint64_t key, int64_t cap) {
     /* Fibonacci hashing: the top bits of key * 2^64/phi (consecutive pages spread over the table) */
     return (key * 0x9E3779B97F4A7C15ULL) >> (64 - __builtin_ctzll((uint64_t)cap));
 }
@@ -94,7 +94,8 @@ typedef struct {
     uint64_t key;         /* page + 1; 0 = empty */
     uint32_t gen;         /* generation the entry was computed in */
     uint8_t gs, es;       /* guest page shift, effective TLB shift min(gs, hs) */
-    uint16_t pad;
+    uint8_t gleaf;        /* guest leaf level of gs (levels - (gs - 12) / 9): what a walk loads */
+    uint8_t pad;
 } Slot;
 
 typedef struct {
@@ -142,12 +143,14 @@ typedef struct {
     int n_arrays;
     int l1_of[3], l2_of[3];  /* TLB array holding entries of size code 0 (4K), 1 (2M), 2 (1G), or -1 */
     int gpsc[6], hpsc[6];    /* PSC array of a level 1..5, or -1 */
+    int has_gpsc, has_hpsc;  /* any guest / host PSC array (a walk without one skips the PSC loops) */
     int ntlb;
     Guest g;
     Host h;
     Slots slots;
     uint32_t gen;
     uint64_t clock;          /* I/L/S/M records so far (MODEL.md section 8) */
+    uint64_t to_report;      /* with reporting: ticks until the next pass (1..interval; a pass at clock % interval == 0) */
     /* repeat collapsing: the last translated page and the counter its repeats hit */
     uint64_t last_p4;
     int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
@@ -162,7 +165,7 @@ typedef struct {
     int started;
 } Engine;
 
-static inline int leaf_level(int levels, int shift) { return levels - (shift - 12) / 9; }
+static inline __attribute__((always_inline)) int leaf_level(int levels, int shift) { return levels - (shift - 12) / 9; }
 
 static Node *node_new(Guest *g, int64_t gframe, int64_t *index) {
     if (g->n_nodes == g->cap_nodes) {

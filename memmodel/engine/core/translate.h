@@ -6,6 +6,31 @@
 /* ---------------------------------------------------------------------------------------------
  * One translation (MODEL.md sections 3 and 4)
  * -------------------------------------------------------------------------------------------*/
+/* The 2D walk of page p4 (section 4) after every TLB lookup missed: guest levels from the deepest guest
+ * PSC hit down to the leaf, each guest table and the data page host-translated when virtualized; fills
+ * the PSCs and counts the walk. Returns nothing: the caller fills the TLB arrays. */
+static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *slot, uint64_t p4) {
+    e->C[C_WALKS]++;
+    Guest *g = &e->g;
+    int L = g->levels;
+    int G = slot->gleaf;
+    int k = e->has_gpsc ? psc_deepest_hit(e, e->gpsc, G, L, p4) : 0;
+    if (k > 0) e->C[C_PSC_GUEST_HITS]++;
+    e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
+    int loads = G - k;
+    if (e->p.virt) {
+        const SlotCold *cold = cold_of(&e->slots, slot);
+        for (int j = k + 1; j <= G; j++) {
+            /* a PSC hit at level k holds the host-physical address of table k+1 */
+            if (j == k + 1 && k >= 1) continue;
+            loads += host_translate(e, j == 1 ? g->root_frame : cold->tbl[j - 2]);
+        }
+        loads += host_translate(e, cold->gframe);
+    }
+    if (e->has_gpsc) psc_fill(e, e->gpsc, k, G, L, p4);
+    e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
+}
+
 /* The full path of one translation of page p4 (faults, TLB lookups by entry size, the 2D walk), for a
  * translation the fast paths of translate() did not settle; `l1_4k`/`l2_4k` were already looked up (and
  * missed) when they are >= 0. Out of line: it is the rare, long path. */
@@ -30,27 +55,8 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
         if (l1 >= 0) lru_fill(e->tags, &e->arrays[l1], vpn, tag);
         outcome = OUT_L2;
     } else {
-        /* ---- the 2D walk (section 4) ---- */
-        e->C[C_WALKS]++;
         outcome = OUT_WALK;
-        Guest *g = &e->g;
-        int L = g->levels;
-        int G = leaf_level(L, slot->gs);
-        int k = psc_deepest_hit(e, e->gpsc, G, L, p4);
-        if (k > 0) e->C[C_PSC_GUEST_HITS]++;
-        e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
-        int loads = G - k;
-        if (e->p.virt) {
-            const SlotCold *cold = cold_of(&e->slots, slot);
-            for (int j = k + 1; j <= G; j++) {
-                /* a PSC hit at level k holds the host-physical address of table k+1 */
-                if (j == k + 1 && k >= 1) continue;
-                loads += host_translate(e, j == 1 ? g->root_frame : cold->tbl[j - 2]);
-            }
-            loads += host_translate(e, cold->gframe);
-        }
-        psc_fill(e, e->gpsc, k, G, L, p4);
-        e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
+        walk(e, slot, p4);
         if (l2 >= 0) lru_fill(e->tags, &e->arrays[l2], vpn, tag);
         if (l1 >= 0) lru_fill(e->tags, &e->arrays[l1], vpn, tag);
     }
@@ -64,8 +70,9 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
 
 /* One translation of virtual address v (MODEL.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
- * benchmark: the call and its spills were a visible share of a translation). */
-static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v) {
+ * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
+ * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0. */
+static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int W2) {
     uint64_t p4 = v >> 12;
     int st;
     if (p4 == e->last_p4 && e->last_counter >= 0) {
@@ -79,7 +86,8 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
     }
     int l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
     int l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
-    if (l1_4k >= 0 && lru_lookup(e->tags, &e->arrays[l1_4k], p4, (int64_t)(p4 << 2))) {
+    int64_t tag4 = (int64_t)(p4 << 2);
+    if (l1_4k >= 0 && lru_lookup_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1)) {
         /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
         e->C[C_L1_HITS]++;
         e->C[C_ACCESSES]++;
@@ -89,16 +97,32 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         if (e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
         goto counted;
     }
-    if (l2_4k >= 0 && lru_lookup(e->tags, &e->arrays[l2_4k], p4, (int64_t)(p4 << 2))) {
+    if (l2_4k >= 0 && lru_lookup_w(e->tags, &e->arrays[l2_4k], p4, tag4, W2)) {
         /* the same proof for an L2 hit; the entry then fills the L1 (if an L1 array holds 4K) */
         e->C[C_L2_HITS]++;
         e->C[C_ACCESSES]++;
-        if (l1_4k >= 0) lru_fill(e->tags, &e->arrays[l1_4k], p4, (int64_t)(p4 << 2));
+        if (l1_4k >= 0) lru_fill_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1);
         e->last_p4 = p4;
         e->last_counter = l1_4k >= 0 ? C_L1_HITS : C_L2_HITS;
         e->last_es = 12;
         if (e->record_outcomes && (st = record_outcome(e, OUT_L2, 12))) return st;
         goto counted;
+    }
+    if (e->p.only_4k) {
+        /* 4 KiB walk fast path: every entry is 4 KiB, so a current slot is all a TLB miss needs (the
+         * same steps as translate_full's walk branch, without its call and its lookups by size) */
+        Slot *slot = slot_find(&e->slots, p4);
+        if (slot != NULL && slot->gen == e->gen) {
+            walk(e, slot, p4);
+            if (l2_4k >= 0) lru_fill_w(e->tags, &e->arrays[l2_4k], p4, tag4, W2);
+            if (l1_4k >= 0) lru_fill_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1);
+            e->C[C_ACCESSES]++;
+            e->last_p4 = p4;
+            e->last_counter = l1_4k >= 0 ? C_L1_HITS : (l2_4k >= 0 ? C_L2_HITS : -1);
+            e->last_es = 12;
+            if (e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
+            goto counted;
+        }
     }
     if ((st = translate_full(e, p4, l1_4k, l2_4k))) return st;
 counted:
