@@ -147,21 +147,25 @@ static inline __attribute__((always_inline)) int64_t *lru_set_w(int64_t *tags, c
     return tags + a->off + (int64_t)s * (W ? lru_row_words(W) : a->stride);
 }
 
-/* Look `tag` up in set `index mod sets`; a hit becomes most recent. W: the array's ways when known at
- * compile time (then every layout test below folds away), else 0. */
-static inline __attribute__((always_inline)) int lru_lookup_w(int64_t *tags, const Lru *a, uint64_t index,
-                                                              int64_t tag, const int W) {
-    int64_t *row = lru_set_w(tags, a, index, W);
+/* Look `tag` up in `row` (a set of array a); a hit becomes most recent. W: the array's ways when known
+ * at compile time (then every layout test below folds away), else 0. */
+static inline __attribute__((always_inline)) int lru_lookup_row(int64_t *row, const Lru *a, int64_t tag,
+                                                                const int W) {
     int64_t ways = W ? W : a->ways;
     int packed = W ? W <= 16 : a->packed;
     int fp = W ? (W > 4 && W <= 16) : a->fp;
     if (packed) {
-        int w = fp ? find_fp(row, ways, tag) : find_any(row + 1, ways, tag);
-        if (w < 0) return 0;
         uint64_t ord = (uint64_t)row[0];
-        if ((ord & 15) != (uint64_t)w) row[0] = (int64_t)order_touch(ord, w, order_pos(ord, w));
+        const int64_t *t = row + (fp ? 3 : 1);
+        /* the most recent way first: a hit there changes nothing (measured: most hits of streaming
+         * traces and of the PSCs, found with one compare instead of a search and an order update) */
+        if (t[ord & 15] == tag) return 1;
+        int w = fp ? find_fp(row, ways, tag) : find_any(t, ways, tag);
+        if (w < 0) return 0;
+        row[0] = (int64_t)order_touch(ord, w, order_pos(ord, w));
         return 1;
     }
+    if (row[0] == tag) return 1;
     int64_t hit = find_any(row, ways, tag);
     if (hit < 0) return 0;
     for (int64_t x = hit; x > 0; x--) row[x] = row[x - 1];
@@ -169,10 +173,9 @@ static inline __attribute__((always_inline)) int lru_lookup_w(int64_t *tags, con
     return 1;
 }
 
-/* Insert `tag` (known absent) as most recent, evicting the least recent of a full set. W as above. */
-static inline __attribute__((always_inline)) void lru_fill_w(int64_t *tags, const Lru *a, uint64_t index,
-                                                             int64_t tag, const int W) {
-    int64_t *row = lru_set_w(tags, a, index, W);
+/* Insert `tag` (known absent) into `row` as most recent, evicting the least recent of a full set. */
+static inline __attribute__((always_inline)) void lru_fill_row(int64_t *row, const Lru *a, int64_t tag,
+                                                               const int W) {
     int64_t ways = W ? W : a->ways;
     int packed = W ? W <= 16 : a->packed;
     int fp = W ? (W > 4 && W <= 16) : a->fp;
@@ -192,6 +195,16 @@ static inline __attribute__((always_inline)) void lru_fill_w(int64_t *tags, cons
     }
     for (int64_t x = ways - 1; x > 0; x--) row[x] = row[x - 1];
     row[0] = tag;
+}
+
+static inline __attribute__((always_inline)) int lru_lookup_w(int64_t *tags, const Lru *a, uint64_t index,
+                                                              int64_t tag, const int W) {
+    return lru_lookup_row(lru_set_w(tags, a, index, W), a, tag, W);
+}
+
+static inline __attribute__((always_inline)) void lru_fill_w(int64_t *tags, const Lru *a, uint64_t index,
+                                                             int64_t tag, const int W) {
+    lru_fill_row(lru_set_w(tags, a, index, W), a, tag, W);
 }
 
 static inline __attribute__((always_inline)) int lru_lookup(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {

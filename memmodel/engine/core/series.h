@@ -6,7 +6,14 @@
 /* ---------------------------------------------------------------------------------------------
  * Time series and outcomes
  * -------------------------------------------------------------------------------------------*/
+/* accesses is not counted per translation: every translation ends in exactly one of an L1 hit, an L2
+ * hit or a walk (sections 3-4), so it is their sum, made current before anything reads it. */
+static inline void sync_accesses(Engine *e) {
+    e->C[C_ACCESSES] = e->C[C_L1_HITS] + e->C[C_L2_HITS] + e->C[C_WALKS];
+}
+
 static int snapshot(Engine *e) {
+    sync_accesses(e);
     if (e->series_rows == e->series_cap) {
         int64_t cap = e->series_cap ? e->series_cap * 2 : 1024;
         int64_t *bigger = (int64_t *)realloc(e->series, (size_t)(cap * N_SERIES) * sizeof(int64_t));

@@ -10,15 +10,21 @@ static int slots_init(Slots *t, int64_t cap) {
     t->e = (Slot *)calloc((size_t)cap, sizeof(Slot));
     t->cold = (SlotCold *)malloc((size_t)cap * sizeof(SlotCold));
     t->cap = cap;
+    t->shift = 64 - __builtin_ctzll((uint64_t)cap);
     t->used = 0;
     return (t->e && t->cold) ? ST_OK : ST_NOMEM;
 }
 
 static inline __attribute__((always_inline)) SlotCold *cold_of(const Slots *t, const Slot *x) { return &t->cold[x - t->e]; }
 
+/* Home index of key (page + 1): hash_slot with the table's shift precomputed (no bit scan per lookup). */
+static inline __attribute__((always_inline)) uint64_t slot_index(const Slots *t, uint64_t key) {
+    return (key * 0x9E3779B97F4A7C15ULL) >> t->shift;
+}
+
 static inline __attribute__((always_inline)) Slot *slot_find(const Slots *t, uint64_t p4) {
     uint64_t k = p4 + 1;
-    uint64_t i = hash_slot(k, t->cap);
+    uint64_t i = slot_index(t, k);
     for (;;) {
         Slot *x = &t->e[i];
         if (x->key == k) return x;
@@ -33,7 +39,7 @@ static inline __attribute__((always_inline)) Slot *slot_find(const Slots *t, uin
 #define SLOT_PREFETCH 8
 
 static inline __attribute__((always_inline)) void slot_prefetch(const Slots *t, uint64_t p4) {
-    __builtin_prefetch(&t->e[hash_slot(p4 + 1, t->cap)]);
+    __builtin_prefetch(&t->e[slot_index(t, p4 + 1)]);
 }
 
 /* A new (zeroed) slot for p4, which must be absent; grows the table at half load. */
@@ -58,7 +64,7 @@ static Slot *slot_insert(Slots *t, uint64_t p4) {
         *t = bigger;
     }
     uint64_t k = p4 + 1;
-    uint64_t i = hash_slot(k, t->cap);
+    uint64_t i = slot_index(t, k);
     while (t->e[i].key) i = (i + 1) & (uint64_t)(t->cap - 1);
     t->e[i].key = k;
     t->used++;

@@ -107,6 +107,7 @@ typedef struct {
     Slot *e;
     SlotCold *cold;
     int64_t cap;          /* power of two */
+    int shift;            /* 64 - log2(cap): the hash's shift */
     int64_t used;         /* = pages ever translated */
 } Slots;
 
@@ -154,7 +155,8 @@ typedef struct {
     /* repeat collapsing: the last translated page and the counter its repeats hit */
     uint64_t last_p4;
     int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
-    int last_es;             /* its effective TLB shift */
+    int last_es;             /* its effective TLB shift (always 12 when only_4k: the 4 KiB paths skip the store) */
+    int l1_4k, l2_4k;        /* only_4k: the L1 / L2 arrays of 4 KiB entries (or -1); else both -1 */
     int64_t to_snapshot;     /* translations until the next time-series row */
     int report_dirty;        /* a guest free or a host fault since the last reporting pass */
     int64_t *series;

@@ -60,7 +60,6 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
         if (l2 >= 0) lru_fill(e->tags, &e->arrays[l2], vpn, tag);
         if (l1 >= 0) lru_fill(e->tags, &e->arrays[l1], vpn, tag);
     }
-    e->C[C_ACCESSES]++;
     e->last_p4 = p4;
     e->last_counter = l1 >= 0 ? C_L1_HITS : (l2 >= 0 ? C_L2_HITS : -1);
     e->last_es = es;
@@ -71,42 +70,49 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
 /* One translation of virtual address v (MODEL.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
  * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
- * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0. */
-static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int W2) {
+ * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0; OUT:
+ * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1. */
+static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int W2,
+                                                           const int OUT) {
     uint64_t p4 = v >> 12;
     int st;
     if (p4 == e->last_p4 && e->last_counter >= 0) {
         /* a repeat of the page just translated, no event since: a hit on the most recent entry */
         e->C[e->last_counter]++;
-        e->C[C_ACCESSES]++;
-        if (e->record_outcomes &&
+        if (OUT && e->record_outcomes &&
             (st = record_outcome(e, e->last_counter == C_L1_HITS ? OUT_L1 : OUT_L2, e->last_es)))
             return st;
         goto counted;
     }
-    int l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
-    int l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
+    int l1_4k = e->l1_4k, l2_4k = e->l2_4k;
     int64_t tag4 = (int64_t)(p4 << 2);
-    if (l1_4k >= 0 && lru_lookup_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1)) {
-        /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
-        e->C[C_L1_HITS]++;
-        e->C[C_ACCESSES]++;
-        e->last_p4 = p4;
-        e->last_counter = C_L1_HITS;
-        e->last_es = 12;
-        if (e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
-        goto counted;
+    /* each 4 KiB array's set is found once, for its lookup and its fill */
+    const Lru *a1 = NULL, *a2 = NULL;
+    int64_t *row1 = NULL, *row2 = NULL;
+    if (l1_4k >= 0) {
+        a1 = &e->arrays[l1_4k];
+        row1 = lru_set_w(e->tags, a1, p4, W1);
+        if (lru_lookup_row(row1, a1, tag4, W1)) {
+            /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
+            e->C[C_L1_HITS]++;
+            e->last_p4 = p4;
+            e->last_counter = C_L1_HITS;
+            if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
+            goto counted;
+        }
     }
-    if (l2_4k >= 0 && lru_lookup_w(e->tags, &e->arrays[l2_4k], p4, tag4, W2)) {
-        /* the same proof for an L2 hit; the entry then fills the L1 (if an L1 array holds 4K) */
-        e->C[C_L2_HITS]++;
-        e->C[C_ACCESSES]++;
-        if (l1_4k >= 0) lru_fill_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1);
-        e->last_p4 = p4;
-        e->last_counter = l1_4k >= 0 ? C_L1_HITS : C_L2_HITS;
-        e->last_es = 12;
-        if (e->record_outcomes && (st = record_outcome(e, OUT_L2, 12))) return st;
-        goto counted;
+    if (l2_4k >= 0) {
+        a2 = &e->arrays[l2_4k];
+        row2 = lru_set_w(e->tags, a2, p4, W2);
+        if (lru_lookup_row(row2, a2, tag4, W2)) {
+            /* the same proof for an L2 hit; the entry then fills the L1 (if an L1 array holds 4K) */
+            e->C[C_L2_HITS]++;
+            if (row1) lru_fill_row(row1, a1, tag4, W1);
+            e->last_p4 = p4;
+            e->last_counter = l1_4k >= 0 ? C_L1_HITS : C_L2_HITS;
+            if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L2, 12))) return st;
+            goto counted;
+        }
     }
     if (e->p.only_4k) {
         /* 4 KiB walk fast path: every entry is 4 KiB, so a current slot is all a TLB miss needs (the
@@ -114,13 +120,13 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         Slot *slot = slot_find(&e->slots, p4);
         if (slot != NULL && slot->gen == e->gen) {
             walk(e, slot, p4);
-            if (l2_4k >= 0) lru_fill_w(e->tags, &e->arrays[l2_4k], p4, tag4, W2);
-            if (l1_4k >= 0) lru_fill_w(e->tags, &e->arrays[l1_4k], p4, tag4, W1);
-            e->C[C_ACCESSES]++;
+            /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
+             * rows found above are still the sets to fill */
+            if (row2) lru_fill_row(row2, a2, tag4, W2);
+            if (row1) lru_fill_row(row1, a1, tag4, W1);
             e->last_p4 = p4;
             e->last_counter = l1_4k >= 0 ? C_L1_HITS : (l2_4k >= 0 ? C_L2_HITS : -1);
-            e->last_es = 12;
-            if (e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
+            if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
             goto counted;
         }
     }
