@@ -254,8 +254,8 @@ def run(
                 r.feed(batch["kind"], batch["gva"], batch["size"], icount)
             if on_batch is not None:
                 on_batch(ti, batch, replays)
-            done += int(batch["kind"].shape[0]) + (int(icount.sum()) if icount is not None else 0)
-            if progress is not None:
+            if progress is not None:  # the record count of a compact batch costs a pass over its icount
+                done += int(batch["kind"].shape[0]) + (int(icount.sum()) if icount is not None else 0)
                 progress(done)
         runs.extend(Run(name, identity, cfg, r.result()) for cfg, r in zip(cfgs, replays, strict=True))
     return runs

@@ -6,7 +6,11 @@ Heavy modules (numpy, pyarrow, rich) are imported inside the command bodies so t
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,44 @@ def _print_summary(d: dict[str, Any]) -> None:
         con.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
 
 
+_froze_at_exit = False
+
+
+@contextlib.contextmanager
+def _one_shot_ingest() -> Iterator[None]:
+    """Process settings while ``memmodel ingest`` runs (restored after it, for in-process callers).
+
+    Why (measured on this project's 2-vCPU benchmark machine, ``benchmarks/ingest.py``): ``memmodel
+    ingest`` is a one-shot process whose fixed cost counts against its speed goal, and 0.1-0.15 s of
+    it (of about 0.55 s) went to
+
+    * OpenBLAS's thread pool, started by ``import numpy`` and spinning a while (about 40 ms of CPU
+      taken from the parser and writer threads); ingest does no linear algebra, so one thread;
+    * the cyclic garbage collector walking the objects that the numpy, pyarrow and rich imports
+      allocate (they hold no cycles worth collecting) during the command, and all of them once more
+      at interpreter exit: the collector is off while the command runs, and the objects alive at
+      exit are frozen (``gc.freeze``) just before the final collection.
+    """
+    global _froze_at_exit
+    set_blas = "OPENBLAS_NUM_THREADS" not in os.environ
+    if set_blas:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read once, when numpy loads OpenBLAS
+    was_enabled = gc.isenabled()
+    gc.disable()
+    if not _froze_at_exit:
+        import atexit
+
+        atexit.register(gc.freeze)  # atexit runs before the interpreter's last collections
+        _froze_at_exit = True
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        if set_blas:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+
+
 @app.command("ingest")
 def ingest_cmd(
     inputs: list[Path] = typer.Argument(..., help="Raw traces (lackey / perf text, .gz/.xz/.zst ok), in order."),
@@ -83,7 +125,7 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Parse raw traces (concatenated in order) into one Parquet store file; print the line accounting."""
-    with user_errors(f"memmodel ingest into {out}", f"{out} was not written (no partial file)"):
+    with _one_shot_ingest(), user_errors(f"memmodel ingest into {out}", f"{out} was not written (no partial file)"):
         _check_format(format)
         for p in inputs:
             kind = input_kind(p)  # pipes (FIFO, /dev/fd/N of `<(cmd)`) are streamed: read once, in order

@@ -1,8 +1,10 @@
 """The Parquet trace store: streaming ingest, batch iteration, identity and metadata.
 
-A store file is Parquet (zstd) with the columns of :mod:`memmodel.trace.schema`, written one row
-group per batch while the text is read, so memory stays bounded (about two text blocks plus two
-batches: well under 1 GiB for any input size). Its key-value metadata holds, under the key
+A store file is Parquet (zstd; encodings in :func:`_writer_options`, and stores of earlier versions,
+with dictionary pages or schema v1, read the same) with the columns of :mod:`memmodel.trace.schema`,
+written one row group per batch while the text is read, so memory stays bounded (two text blocks, the
+hashing thread's 8 MiB and at most four batches of ``batch_rows`` records: 150 MB peak RSS for the
+whole 493.6 MB benchmark command, whatever the input size). Its key-value metadata holds, under the key
 ``memmodel``, a JSON document with the memmodel version, every source's identity (path, bytes,
 sha256, compression), reader name and version, format, and line accounting.
 
@@ -16,17 +18,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 from memmodel.errors import TraceError
-from memmodel.trace.accounting import Accounting
-from memmodel.trace.source import Source, file_sha256
+from memmodel.trace.source import BLOCK_BYTES, FILE_BLOCK_BYTES, FileHash, Source, file_sha256
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from memmodel.trace.accounting import Accounting
+
+# numpy, pyarrow and the readers are imported inside the functions: `memmodel ingest` starts hashing
+# its inputs (FileHash) before paying for them (0.3 s of its start-up on the benchmark machine).
 
 METADATA_KEY = b"memmodel"
 FORMATS = ("lackey", "perf-mem-raw", "perf-script")
@@ -140,12 +148,18 @@ def _open_reader(
     acct: Accounting,
     skip_bad: bool,
     batch_rows: int,
+    block_bytes: int = BLOCK_BYTES,
+    spare: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[Iterator[dict[str, np.ndarray]], tuple[str, ...], str, str]:
-    """(batches, columns, reader name, reader version) for one opened source."""
+    """(batches, columns, reader name, reader version) for one opened source.
+
+    ``block_bytes`` and ``spare`` (arrays to refill) go to the lackey reader (see ``read_lackey``).
+    """
     if fmt == "lackey":
         from memmodel.trace import lackey
 
-        it = lackey.read_lackey(src, acct, skip_bad=skip_bad, batch_rows=batch_rows)
+        it = lackey.read_lackey(src, acct, skip_bad=skip_bad, batch_rows=batch_rows, block_bytes=block_bytes,
+                                spare=spare)
         return it, DEFAULT_COLUMNS, lackey.READER_NAME, lackey.READER_VERSION
     if fmt in ("perf-mem-raw", "perf-script"):
         from memmodel.trace import perf
@@ -201,6 +215,10 @@ def iter_batches(
     Yields:
         ``{column: ndarray}`` with equal lengths.
     """
+    import numpy as np
+
+    from memmodel.trace.accounting import Accounting
+
     cols = tuple(columns)
     if is_parquet(path):
         pf = _open_store(path)
@@ -297,6 +315,55 @@ def trace_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ident
 
 
+def _writer_options() -> dict[str, Any]:
+    """``pq.ParquetWriter`` settings of every store file (ingest and :func:`write_store`).
+
+    zstd level 1, no dictionaries; ``kind`` and ``size`` as ``BYTE_STREAM_SPLIT`` (their few
+    distinct values leave all but one byte stream constant, which zstd removes), ``gva`` and the
+    optional perf columns PLAIN; min/max statistics on ``kind`` and ``size`` only.
+
+    Why (measured on the 35.25 M records of the 493.6 MB pchase benchmark text, 1 Mi rows per row
+    group): the dictionary pages used before cost 0.33 s for ``kind`` and 0.35 s for ``size`` of the
+    writer's 0.93 s (hashing every value, then RLE-packing the indices); byte stream split costs
+    0.09 s and 0.17 s, so the whole write takes 0.66 s; the file is as small (21.7 MB, was 21.9 MB)
+    and reads as fast (``iter_batches`` 0.34 s, polars 1.1 s, was 2.5 s). ``gva`` stays PLAIN: byte
+    stream split (0.49 s, 24.1 MB) and DELTA_BINARY_PACKED (0.74 s, 45.9 MB) are slower and larger
+    than PLAIN + zstd (0.35 s, 21.4 MB). Reading ``BYTE_STREAM_SPLIT`` integers needs pyarrow >= 16.
+
+    Pages of 128 Ki rows (1 MiB of ``gva``), encoded 64 Ki values at a time: pyarrow's default of at
+    most 20,000 rows per page made 5,500 pages, each with a new zstd context (64 ms of the writer's
+    CPU in a profile of the whole command); the write then takes 0.43-0.47 s of CPU instead of 0.57
+    (the same records: 21.3 MB, ``iter_batches`` 0.25-0.35 s).
+    The writer holds no clock or random state: the same records give the same bytes.
+    """
+    import inspect
+
+    import pyarrow.parquet as pq
+
+    opts: dict[str, Any] = {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": False,
+        "column_encoding": {"kind": "BYTE_STREAM_SPLIT", "size": "BYTE_STREAM_SPLIT"},
+        "write_statistics": ["kind", "size"],
+        "write_batch_size": 64 << 10,
+    }
+    # pyarrow >= 23 takes the row cap (the C++ writer's 20,000-row default came in pyarrow 22)
+    if "max_rows_per_page" in inspect.signature(pq.ParquetWriter.__init__).parameters:
+        opts["max_rows_per_page"] = 128 << 10
+    return opts
+
+
+def _is_regular_file(p: object) -> TypeGuard[str | os.PathLike[str]]:
+    """Whether ``p`` is a path to a regular file (one that can be read twice: not a pipe)."""
+    if not isinstance(p, str | os.PathLike):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
 def ingest(
     inputs: list[str | os.PathLike[str]] | list[str] | list[Path],
     out: str | os.PathLike[str],
@@ -304,10 +371,13 @@ def ingest(
     skip_bad: bool = False,
     progress: bool = False,
     batch_rows: int = 1 << 20,
+    block_bytes: int | None = None,
     _streams: list[tuple[IO[bytes], str]] | None = None,
     _on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """Parse one or more raw traces (concatenated in order) into one store Parquet file.
+
+    The same inputs with the same ``batch_rows`` give a byte-identical file (whatever ``block_bytes``).
 
     Args:
         inputs: raw trace paths (lackey / perf text, optionally compressed).
@@ -316,20 +386,17 @@ def ingest(
         skip_bad: count bad lines as ``skipped["bad_line"]`` instead of raising.
         progress: show a rich progress bar (only when stdout is a terminal).
         batch_rows: records per row group.
+        block_bytes: text read and parsed at a time by the lackey reader (bytes; it changes memory and
+            speed, not the output); default :data:`~memmodel.trace.source.FILE_BLOCK_BYTES` for a
+            regular file (hashed aside), :data:`~memmodel.trace.source.BLOCK_BYTES` for a pipe.
 
     Returns:
         The :class:`IngestSummary`; its line accounting is reconciled (checked, else ``TraceError``).
 
     Raises:
-        TraceError: unreadable or bad input (file, line, text, expected), or inputs with different
-            column sets.
+        TraceError: unreadable or bad input (file, line, text, expected), an input file that changed
+            while it was read, or inputs with different column sets.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from memmodel._version import __version__
-    from memmodel.trace.schema import SCHEMA_VERSION, schema_for
-
     t0 = time.perf_counter()
     out = Path(out)
     for inp in inputs:
@@ -347,49 +414,58 @@ def ingest(
         raise TraceError("no input traces given")
     total_bytes = sum(os.path.getsize(p) for p, _ in sources if isinstance(p, str | os.PathLike))
 
-    bar = None
-    on_progress = _on_progress
-    if progress and on_progress is None:
-        bar = _ProgressBar(total_bytes)
-        on_progress = bar.update
-
-    writer: Any = None
-    schema: Any = None
-    columns: tuple[str, ...] | None = None
-    total = Accounting(name=str(out))
-    per_input: list[dict[str, Any]] = []
-    done_bytes = 0
-    pending: Any = None
-    periods: set[int] = set()  # sample periods seen in perf input (two are enough to know it varies)
     from concurrent.futures import ThreadPoolExecutor
 
-    pool = ThreadPoolExecutor(max_workers=1)
+    # Regular files are hashed by a background thread from here on, so the hashing overlaps the imports
+    # below (numpy, pyarrow: about 0.3 s of one core, measured in the whole `memmodel ingest` command)
+    # and then the parse, instead of adding to the parser's critical path. Pipes are hashed as read.
+    hash_pool = ThreadPoolExecutor(max_workers=1)
+    hashes = [FileHash(p, hash_pool) if _is_regular_file(p) else None for p, _ in sources]
+    writer: Any = None
+    pool: Any = None
+    bar = None
     try:
-        for p, name in sources:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from memmodel._version import __version__
+        from memmodel.trace.accounting import Accounting
+        from memmodel.trace.schema import SCHEMA_VERSION, schema_for
+
+        on_progress = _on_progress
+        if progress and on_progress is None:
+            bar = _ProgressBar(total_bytes)
+            on_progress = bar.update
+
+        schema: Any = None
+        columns: tuple[str, ...] | None = None
+        total = Accounting(name=str(out))
+        per_input: list[dict[str, Any]] = []
+        done_bytes = 0
+        pending: Any = None
+        written: dict[str, Any] | None = None  # the batch `pending` writes
+        spare: list[tuple[Any, Any, Any]] = []  # arrays of written full batches, refilled by the reader
+        periods: set[int] = set()  # sample periods seen in perf input (two are enough to know it varies)
+        # the Parquet writer runs in this thread while the main thread parses the next batch
+        pool = ThreadPoolExecutor(max_workers=1)
+        for (p, name), file_hash in zip(sources, hashes, strict=True):
             base = done_bytes
 
             def _cb(n: int, base: int = base) -> None:
                 if on_progress is not None:
                     on_progress(base + n, total_bytes)
 
-            src = Source(p, name=name, progress=_cb if on_progress else None)
+            src = Source(p, name=name, progress=_cb if on_progress else None, file_hash=file_hash)
             try:
                 fmt = format if format is not None else detect_format_lines(_peek_lines(src), name)
                 acct = Accounting(name=name)
-                it, cols, rname, rversion = _open_reader(src, fmt, acct, skip_bad, batch_rows)
+                bb = block_bytes or (FILE_BLOCK_BYTES if file_hash is not None else BLOCK_BYTES)
+                it, cols, rname, rversion = _open_reader(src, fmt, acct, skip_bad, batch_rows, bb, spare)
                 if columns is None:
                     columns = cols
                     schema = schema_for([c for c in cols if c not in DEFAULT_COLUMNS])
-                    writer = pq.ParquetWriter(
-                        tmp,
-                        schema,
-                        compression="zstd",
-                        compression_level=1,
-                        # kind and size take few distinct values: dictionary pages keep the uint64
-                        # size column as small as v1's uint16 one and make reading it 4x faster
-                        use_dictionary=["kind", "size"],
-                        write_statistics=["kind", "size"],
-                    )
+                    writer = pq.ParquetWriter(tmp, schema, **_writer_options())
                 elif cols != columns:
                     raise TraceError(
                         f"{name}: its columns {list(cols)} differ from the first input's {list(columns)}; "
@@ -403,7 +479,14 @@ def ingest(
                     )
                     if pending is not None:
                         pending.result()
+                        # each write_batch call encodes and writes its row groups before it returns, so
+                        # the written batch's arrays are free (the record batch only borrowed them)
+                        # (only the lackey reader refills arrays; two spare sets are all it ever needs)
+                        if fmt == "lackey" and written is not None and len(written["kind"]) == batch_rows \
+                                and len(spare) < 2:
+                            spare.append((written["kind"], written["gva"], written["size"]))
                     pending = pool.submit(writer.write_batch, rb, row_group_size=batch_rows)
+                    written = batch
                 src.finish()
             finally:
                 src.close()
@@ -462,7 +545,12 @@ def ingest(
 
         raise output_error(exc, out, "trace store", out.exists()) from None
     finally:
-        pool.shutdown(wait=True)
+        for h in hashes:
+            if h is not None:
+                h.cancel()  # a no-op once done; after a failure, stop reading the inputs
+        hash_pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True)
         if writer is not None:
             writer.close()
         if tmp.exists():
@@ -496,6 +584,7 @@ def write_store(
     """
     import hashlib
 
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -540,10 +629,7 @@ def write_store(
     doc.update(metadata or {})
     from memmodel.io import atomic_output
 
-    with atomic_output(out, "trace store") as tmp, pq.ParquetWriter(
-        tmp, schema, compression="zstd", compression_level=1, use_dictionary=["kind", "size"],
-        write_statistics=["kind", "size"],
-    ) as writer:
+    with atomic_output(out, "trace store") as tmp, pq.ParquetWriter(tmp, schema, **_writer_options()) as writer:
         for start in range(0, max(n, 1), batch_rows):
             end = min(n, start + batch_rows)
             writer.write_batch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -34,6 +35,19 @@ def test_cli_ingest_json_summary(tmp_path):
     assert d["by_kind"] == {"I": 127785, "L": 27901, "S": 10266, "M": 1504, "U": 0}
     assert d["lines"] == d["records"] + sum(d["non_records"].values()) + sum(d["skipped"].values())
     assert d["skipped"] == {} and d["footer_check"]["status"] == "ok" and out.exists()
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_cli_ingest_restores_the_garbage_collector_and_blas_setting_after_success_and_failure(tmp_path, good):
+    # the ingest command turns the cyclic collector off and OpenBLAS threads down while it runs (start-up
+    # cost); an in-process caller (tests, notebooks) must get both back, also when the ingest fails
+    src = DATA / ("lackey_true_superblocks.lackey.xz" if good else "perf_script_amd_ibs_data_src.txt")
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    assert gc.isenabled()
+    args = ["ingest", str(src), "-o", str(tmp_path / "t.parquet"), "--json"]
+    r = runner.invoke(app, args if good else [*args, "--format", "lackey"])
+    assert (r.exit_code == 0) == good, r.output
+    assert gc.isenabled() and os.environ.get("OPENBLAS_NUM_THREADS") == before
 
 
 def test_cli_ingest_table_output(tmp_path):

@@ -80,24 +80,29 @@ static int host_touch(Engine *e, int64_t first, int64_t n) {
     return ST_OK;
 }
 
-static inline __attribute__((always_inline)) int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels, uint64_t page) {
+/* The deepest PSC level j < leaf whose array holds the prefix of `page` (then most recent), or 0.
+ * rows[j] keeps the set looked up at each level that missed, for psc_fill (the PSC arrays are distinct
+ * per level, and a walk between the two calls touches only other arrays, so the rows stay right). */
+static inline __attribute__((always_inline)) int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels,
+                                                                 uint64_t page, int64_t **rows) {
     for (int j = leaf - 1; j >= 1; j--) {
         int a = psc[j];
         if (a >= 0) {
             uint64_t key = page >> (9 * (levels - j));
-            if (lru_lookup(e->tags, &e->arrays[a], key, (int64_t)key)) return j;
+            const Lru *arr = &e->arrays[a];
+            rows[j] = lru_set_w(e->tags, arr, key, 0);
+            if (lru_lookup_any(rows[j], arr, (int64_t)key)) return j;
         }
     }
     return 0;
 }
 
-static inline __attribute__((always_inline)) void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels, uint64_t page) {
+/* Fill the PSC levels k+1 .. leaf-1 (those psc_deepest_hit found missing) with the prefixes of `page`. */
+static inline __attribute__((always_inline)) void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels,
+                                                           uint64_t page, int64_t *const *rows) {
     for (int j = k + 1; j < leaf; j++) {
         int a = psc[j];
-        if (a >= 0) {
-            uint64_t key = page >> (9 * (levels - j));
-            lru_fill(e->tags, &e->arrays[a], key, (int64_t)key);
-        }
+        if (a >= 0) lru_fill_any(rows[j], &e->arrays[a], (int64_t)(page >> (9 * (levels - j))));
     }
 }
 
@@ -109,16 +114,21 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
     uint64_t pfn = (uint64_t)frame >> (hs - 12);
     int H = h->levels - code;
     int64_t tag = (int64_t)((pfn << 2) | (uint64_t)code);
-    if (e->ntlb >= 0 && lru_lookup(e->tags, &e->arrays[e->ntlb], pfn, tag)) {
-        e->C[C_NTLB_HITS]++;
-        return 0;
+    int64_t *nrow = NULL;
+    if (e->ntlb >= 0) {
+        nrow = lru_set_w(e->tags, &e->arrays[e->ntlb], pfn, 0);
+        if (lru_lookup_any(nrow, &e->arrays[e->ntlb], tag)) {
+            e->C[C_NTLB_HITS]++;
+            return 0;
+        }
     }
     e->C[C_NTLB_MISSES]++;
-    int kh = e->has_hpsc ? psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame) : 0;
+    int64_t *rows[6];
+    int kh = e->has_hpsc ? psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame, rows) : 0;
     int loads = H - kh;
     e->C[C_HOST_PTE_LOADS] += (uint64_t)loads;
-    if (e->has_hpsc) psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame);
-    if (e->ntlb >= 0) lru_fill(e->tags, &e->arrays[e->ntlb], pfn, tag);
+    if (e->has_hpsc) psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame, rows);
+    if (nrow) lru_fill_any(nrow, &e->arrays[e->ntlb], tag);
     return loads;
 }
 

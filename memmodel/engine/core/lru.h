@@ -207,12 +207,36 @@ static inline __attribute__((always_inline)) void lru_fill_w(int64_t *tags, cons
     lru_fill_row(lru_set_w(tags, a, index, W), a, tag, W);
 }
 
+/* lru_lookup_row / lru_fill_row with the ways of the common geometries (PSCs, nested TLBs, TLB arrays
+ * of the CPU presets) made constant by a switch: a predictable jump instead of the run-time layout tests
+ * (callgrind, nested baseline-4k on the big random chase: the PSC and nested-TLB operations were most of
+ * a walk's instructions). */
+static inline __attribute__((always_inline)) int lru_lookup_any(int64_t *row, const Lru *a, int64_t tag) {
+    switch (a->ways) {
+    case 4: return lru_lookup_row(row, a, tag, 4);
+    case 8: return lru_lookup_row(row, a, tag, 8);
+    case 12: return lru_lookup_row(row, a, tag, 12);
+    case 16: return lru_lookup_row(row, a, tag, 16);
+    default: return lru_lookup_row(row, a, tag, 0);
+    }
+}
+
+static inline __attribute__((always_inline)) void lru_fill_any(int64_t *row, const Lru *a, int64_t tag) {
+    switch (a->ways) {
+    case 4: lru_fill_row(row, a, tag, 4); return;
+    case 8: lru_fill_row(row, a, tag, 8); return;
+    case 12: lru_fill_row(row, a, tag, 12); return;
+    case 16: lru_fill_row(row, a, tag, 16); return;
+    default: lru_fill_row(row, a, tag, 0); return;
+    }
+}
+
 static inline __attribute__((always_inline)) int lru_lookup(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {
-    return lru_lookup_w(tags, a, index, tag, 0);
+    return lru_lookup_any(lru_set_w(tags, a, index, 0), a, tag);
 }
 
 static inline __attribute__((always_inline)) void lru_fill(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {
-    lru_fill_w(tags, a, index, tag, 0);
+    lru_fill_any(lru_set_w(tags, a, index, 0), a, tag);
 }
 
 /* Invalidate: remove `tag` from its set; the other entries keep their order (MODEL.md section 9). */

@@ -14,7 +14,8 @@ static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *sl
     Guest *g = &e->g;
     int L = g->levels;
     int G = slot->gleaf;
-    int k = e->has_gpsc ? psc_deepest_hit(e, e->gpsc, G, L, p4) : 0;
+    int64_t *rows[6];
+    int k = e->has_gpsc ? psc_deepest_hit(e, e->gpsc, G, L, p4, rows) : 0;
     if (k > 0) e->C[C_PSC_GUEST_HITS]++;
     e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
     int loads = G - k;
@@ -27,7 +28,7 @@ static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *sl
         }
         loads += host_translate(e, cold->gframe);
     }
-    if (e->has_gpsc) psc_fill(e, e->gpsc, k, G, L, p4);
+    if (e->has_gpsc) psc_fill(e, e->gpsc, k, G, L, p4, rows);
     e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
 }
 
