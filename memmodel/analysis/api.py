@@ -123,6 +123,19 @@ def resolve_configs(configs: ConfigLike | Sequence[ConfigLike], cpu: str | None 
 
 #: Identities of trace files already hashed in this process, by what ``stat`` says of the file.
 _IDENTITIES: dict[tuple[Any, ...], dict[str, Any]] = {}
+#: Whether a trace file is sampled, by the same key (reading a store's metadata costs ~1 ms per replay).
+_SAMPLED: dict[tuple[Any, ...], bool] = {}
+
+
+def _stat_key(trace: str | Path) -> tuple[Any, ...] | None:
+    """What identifies a file's content without reading it: real path, device, inode, size, modification
+    and change times in nanoseconds (None when it cannot be stat-ed)."""
+    path = Path(trace)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
@@ -135,12 +148,9 @@ def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
     """
     from memmodel.trace import trace_identity
 
-    path = Path(trace)
-    try:
-        st = path.stat()
-    except OSError:
+    key = _stat_key(trace)
+    if key is None:
         return trace_identity(trace)  # the reader names the missing or unreadable file
-    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     ident = _IDENTITIES.get(key)
     if ident is None:
         ident = trace_identity(trace)
@@ -164,12 +174,13 @@ def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], It
 
 
 def _replay_batches(trace: TraceLike, identity: dict[str, Any], batches: Iterator[Mapping[str, np.ndarray]],
-                    batch_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
-    """The compact form of a trace's batches (:mod:`memmodel.trace.compact`), cached for store files."""
+                    batch_rows: int, packed: bool = False) -> Iterator[Mapping[str, np.ndarray]]:
+    """The compact form of a trace's batches (:mod:`memmodel.trace.compact`), cached for store files;
+    with ``packed``, batches read from the cache stay packed (they have a ``"meta"`` column)."""
     from memmodel.trace.compact import cached_compact_batches, compact_batches
 
     if identity.get("kind") == "store" and identity.get("sha256"):
-        return cached_compact_batches(trace, identity["sha256"], batch_rows)  # type: ignore[arg-type]
+        return cached_compact_batches(trace, identity["sha256"], batch_rows, packed=packed)  # type: ignore[arg-type]
     return compact_batches(batches)
 
 
@@ -183,10 +194,22 @@ class SampledTraceError(MemmodelError):
 
 def is_sampled_trace(trace: str | Path) -> bool:
     """Whether ``trace`` holds samples: a store file marked ``sampled`` or a raw perf mem text trace."""
-    from memmodel.trace.store import detect_format, is_parquet, read_metadata
-
     if not Path(trace).is_file():
         return False  # the reader reports the missing file
+    key = _stat_key(trace)
+    if key is not None and key in _SAMPLED:
+        return _SAMPLED[key]
+    sampled = _is_sampled_file(trace)
+    if key is not None:
+        if len(_SAMPLED) >= 256:
+            _SAMPLED.clear()
+        _SAMPLED[key] = sampled
+    return sampled
+
+
+def _is_sampled_file(trace: str | Path) -> bool:
+    from memmodel.trace.store import detect_format, is_parquet, read_metadata
+
     if is_parquet(trace):
         try:
             return bool(read_metadata(trace).get("sampled"))
@@ -245,10 +268,20 @@ def run(
         name, identity, batches = _batches(trace, batch_rows)
         # the replay-ready form: I records as counts (cached per store file); on_batch consumers read
         # only its kind/gva/size (the translations) next to the replays' outcomes
-        batches = _replay_batches(trace, identity, batches, batch_rows)
+        batches = _replay_batches(trace, identity, batches, batch_rows, packed=on_batch is None)
         replays = [Replay(cfg, window, outcomes=on_batch is not None) for cfg in cfgs]
         done = 0
         for batch in batches:
+            if "meta" in batch:  # packed (from the cache, nobody reads the batch): the engine reads it as is
+                for r in replays:
+                    r.feed_packed(batch)
+                if progress is not None:
+                    from memmodel.trace.compact import META_ICOUNT_SHIFT
+
+                    done += int(batch["meta"].shape[0]) + int((batch["meta"] >> META_ICOUNT_SHIFT).sum())
+                    done += int(batch["esc_icount"].sum())
+                    progress(done)
+                continue
             icount = batch.get("icount")
             for r in replays:
                 r.feed(batch["kind"], batch["gva"], batch["size"], icount)

@@ -270,35 +270,72 @@ static PyObject *Engine_guest_root(Engine *e, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* One batch of records, in arrays of equal length n (icount may be NULL). */
+/* One batch of records. Full form: kind/gva/size (and optionally icount) arrays of length n. Packed form
+ * (the cached compact form, memmodel/trace/compact.py): gva and a 32-bit `meta` per record,
+ *   bits 0-2 kind code, bit 3 escape, bits 4-15 size, bits 16-31 icount (fetches right before it);
+ * an escaped record takes its size and icount from the next entry of esc_size/esc_icount instead (a U
+ * record, a size > 4095 or an icount > 65535). 12 bytes per record instead of 21. */
 typedef struct {
     const uint8_t *kind;
     const uint64_t *gva;
     const uint64_t *size;
     const uint32_t *icount;
-    Py_ssize_t n;
+    const uint32_t *meta;
+    const uint64_t *esc_size;
+    const uint32_t *esc_icount;
+    Py_ssize_t n, n_esc;
 } Records;
 
+#define META_ESCAPE 8u
+
+/* Where a record loop stopped on bad input: the record's index and its kind code (-1: an escape past
+ * the end of the escape arrays). */
+typedef struct {
+    Py_ssize_t at;
+    int kind;
+} BadRecord;
+
 /* The record loop (MODEL.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
- * straddle twice; U unmaps). W1/W2 as in translate(). Returns a status; *bad = index of a record of
- * unknown kind (then the loop stops there). */
-static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, Py_ssize_t *bad,
-                                                              const int W1, const int W2, const int OUT) {
+ * straddle twice; U unmaps). W1/W2/OUT as in translate(); PACKED: the records are in the packed form.
+ * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
+static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
+                                                              const int W1, const int W2, const int OUT,
+                                                              const int PACKED) {
     int st = ST_OK;
+    Py_ssize_t esc = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
-        uint8_t k = r.kind[i];
+        uint32_t k;
+        uint64_t sz;
+        uint32_t ic;
+        if (PACKED) {
+            uint32_t m = r.meta[i];
+            k = m & 7u;
+            if (m & META_ESCAPE) {
+                if (esc == r.n_esc) { bad->at = i; bad->kind = -1; break; }
+                sz = r.esc_size[esc];
+                ic = r.esc_icount[esc];
+                esc++;
+            } else {
+                sz = (m >> 4) & 4095u;
+                ic = m >> 16;
+            }
+        } else {
+            k = r.kind[i];
+            sz = r.size[i];
+            ic = r.icount ? r.icount[i] : 0;
+        }
         /* prefetch a coming record's slot unless the last translation hit the L1 (then the next one
          * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions) */
         if (e->last_counter != C_L1_HITS && i + SLOT_PREFETCH < r.n)
             slot_prefetch(&e->slots, r.gva[i + SLOT_PREFETCH] >> 12);
-        if (r.icount && (st = ticks(e, r.icount[i]))) break;
+        if (ic && (st = ticks(e, ic))) break;
         if (k == KIND_I) {
             e->C[C_INSTRUCTIONS]++;
             if ((st = tick(e))) break;
             continue;
         }
         if (k <= KIND_M) {
-            uint64_t a = r.gva[i], sz = r.size[i];
+            uint64_t a = r.gva[i];
             if ((st = translate(e, a, W1, W2, OUT))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
             if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1, W1, W2, OUT))) break;
@@ -306,10 +343,11 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
             continue;
         }
         if (k == KIND_U) {
-            if ((st = unmap_record(e, r.gva[i], r.size[i]))) break;
+            if ((st = unmap_record(e, r.gva[i], sz))) break;
             continue;
         }
-        *bad = i;
+        bad->at = i;
+        bad->kind = (int)k;
         break;
     }
     return st;
@@ -317,14 +355,15 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
 
 /* The record loop specialised for the ways of the 4 KiB L1 and L2 arrays of the CPU presets (0 = read
  * at run time): with the ways known, the LRU layout tests and strides fold (callgrind, big random chase:
- * ~20 % fewer instructions per translation). One instance per pair; feed_records picks one per call. */
+ * ~20 % fewer instructions per translation). One instance per pair and form; feed_records picks one. */
 #define RECORDS_LOOP_FOR(W1, W2)                                                                      \
-    static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, Py_ssize_t *bad) { \
-        return records_loop(e, r, bad, W1, W2, 0);                                                    \
+    static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, BadRecord *bad, \
+                                                                  int packed) {                      \
+        return packed ? records_loop(e, r, bad, W1, W2, 0, 1) : records_loop(e, r, bad, W1, W2, 0, 0); \
     }
 /* the generic loop, also the only one that records outcomes (compare --mrc, memmodel sample) */
-static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, Py_ssize_t *bad) {
-    return records_loop(e, r, bad, 0, 0, 1);
+static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
+    return packed ? records_loop(e, r, bad, 0, 0, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0);
 }
 RECORDS_LOOP_FOR(0, 0)
 RECORDS_LOOP_FOR(4, 12)  /* skylake */
@@ -332,16 +371,61 @@ RECORDS_LOOP_FOR(4, 16)  /* icelake */
 RECORDS_LOOP_FOR(6, 16)  /* sapphire-rapids */
 RECORDS_LOOP_FOR(0, 8)   /* zen2-zen5 (fully associative L1) */
 
-static int feed_records(Engine *e, Records r, Py_ssize_t *bad) {
+static int feed_records(Engine *e, Records r, BadRecord *bad) {
+    int packed = r.meta != NULL;
     int w1 = -1, w2 = -1;  /* -1: no such array (then the specialised loops never look it up) */
     if (e->l1_4k >= 0) w1 = (int)e->arrays[e->l1_4k].ways;
     if (e->l2_4k >= 0) w2 = (int)e->arrays[e->l2_4k].ways;
-    if (e->record_outcomes) return records_loop_any(e, r, bad);
-    if (w1 == 4 && w2 == 12) return records_loop_4_12(e, r, bad);
-    if (w1 == 4 && w2 == 16) return records_loop_4_16(e, r, bad);
-    if (w1 == 6 && w2 == 16) return records_loop_6_16(e, r, bad);
-    if (w2 == 8) return records_loop_0_8(e, r, bad);
-    return records_loop_0_0(e, r, bad);
+    if (e->record_outcomes) return records_loop_any(e, r, bad, packed);
+    if (w1 == 4 && w2 == 12) return records_loop_4_12(e, r, bad, packed);
+    if (w1 == 4 && w2 == 16) return records_loop_4_16(e, r, bad, packed);
+    if (w1 == 6 && w2 == 16) return records_loop_6_16(e, r, bad, packed);
+    if (w2 == 8) return records_loop_0_8(e, r, bad, packed);
+    return records_loop_0_0(e, r, bad, packed);
+}
+
+/* The error for a loop stopped at bad input (a Python exception set; returns NULL). */
+static PyObject *bad_record_error(BadRecord bad) {
+    if (bad.kind < 0)
+        PyErr_Format(PyExc_ValueError, "packed record %zd escapes past the end of its escape arrays "
+                     "(a damaged compact form)", bad.at);
+    else
+        PyErr_Format(PyExc_ValueError, "record %zd has unknown kind code %d (allowed: 0=I 1=L 2=S 3=M 4=U)",
+                     bad.at, bad.kind);
+    return NULL;
+}
+
+/* feed_packed(gva u64, meta u32, esc_size u64, esc_icount u32): replay records in the packed form. */
+static PyObject *Engine_feed_packed(Engine *e, PyObject *args) {
+    PyObject *ao, *mo, *so, *io;
+    if (!PyArg_ParseTuple(args, "OOOO", &ao, &mo, &so, &io)) return NULL;
+    Py_buffer b[4];
+    PyObject *objs[4] = {ao, mo, so, io};
+    static const Py_ssize_t item[4] = {8, 4, 8, 4};
+    int got = 0;
+    for (; got < 4; got++) {
+        if (PyObject_GetBuffer(objs[got], &b[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
+        if (b[got].itemsize != item[got]) { got++; PyErr_SetString(PyExc_TypeError, "feed_packed needs gva "
+            "(uint64), meta (uint32), esc_size (uint64) and esc_icount (uint32) arrays"); break; }
+    }
+    if (got == 4 && (b[0].len / 8 != b[1].len / 4 || b[2].len / 8 != b[3].len / 4)) {
+        PyErr_SetString(PyExc_TypeError, "feed_packed: gva/meta and esc_size/esc_icount must have equal lengths");
+    }
+    if (PyErr_Occurred()) {
+        for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
+        return NULL;
+    }
+    Records r = {NULL, (const uint64_t *)b[0].buf, NULL, NULL, (const uint32_t *)b[1].buf,
+                 (const uint64_t *)b[2].buf, (const uint32_t *)b[3].buf, b[0].len / 8, b[2].len / 8};
+    BadRecord bad = {-1, 0};
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = feed_records(e, r, &bad);
+    Py_END_ALLOW_THREADS
+    for (int j = 0; j < 4; j++) PyBuffer_Release(&b[j]);
+    if (bad.at >= 0) return bad_record_error(bad);
+    if (st) return raise_status(st), NULL;
+    Py_RETURN_NONE;
 }
 
 /* feed(kind, gva, size) -> index of the record being processed when an error stopped the run, or -1. */
@@ -379,19 +463,16 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     const uint64_t *gva = (const uint64_t *)ab.buf;
     const uint64_t *size = (const uint64_t *)sb.buf;
     int st = ST_OK;
-    Py_ssize_t bad = -1;
+    BadRecord bad = {-1, 0};
+    Records r = {kind, gva, size, icount, NULL, NULL, NULL, n, 0};
     Py_BEGIN_ALLOW_THREADS
-    st = feed_records(e, (Records){kind, gva, size, icount, n}, &bad);
-        Py_END_ALLOW_THREADS
+    st = feed_records(e, r, &bad);
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&kb);
     PyBuffer_Release(&ab);
     PyBuffer_Release(&sb);
     if (icount) PyBuffer_Release(&ib);
-    if (bad >= 0) {
-        PyErr_Format(PyExc_ValueError, "record %zd has unknown kind code %d (allowed: 0=I 1=L 2=S 3=M 4=U)",
-                     bad, (int)kind[bad]);
-        return NULL;
-    }
+    if (bad.at >= 0) return bad_record_error(bad);
     if (st) return raise_status(st), NULL;
     Py_RETURN_NONE;
 }
@@ -579,6 +660,8 @@ static PyMethodDef Engine_methods[] = {
     {"prealloc", (PyCFunction)Engine_prealloc, METH_NOARGS, "Start-up step 2b: host-touch all guest memory."},
     {"guest_root", (PyCFunction)Engine_guest_root, METH_NOARGS, "Start-up step 3: the guest root table."},
     {"feed", (PyCFunction)Engine_feed, METH_VARARGS, "Replay records: feed(kind u8, gva u64, size u64)."},
+    {"feed_packed", (PyCFunction)Engine_feed_packed, METH_VARARGS,
+     "Replay packed records: feed_packed(gva u64, meta u32, esc_size u64, esc_icount u32)."},
     {"counters", (PyCFunction)Engine_counters, METH_NOARGS, "The raw counters as a dict."},
     {"hist", (PyCFunction)Engine_hist, METH_NOARGS, "Walk-length histogram (int64 bytes)."},
     {"series", (PyCFunction)Engine_series, METH_NOARGS, "Time-series rows (int64 bytes)."},

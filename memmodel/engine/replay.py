@@ -186,6 +186,21 @@ class Replay:
         with self._oom_as_error():
             self._core.feed(kind, gva, size, icount)
 
+    def feed_packed(self, batch: Mapping[str, np.ndarray]) -> None:
+        """Replay a batch of the packed compact form (``memmodel.trace.compact``, the cache's layout: ``gva``
+        uint64, ``meta`` uint32, ``esc_size`` uint64, ``esc_icount`` uint32), in order; the same counters
+        as :meth:`feed` of the unpacked batch.
+
+        Raises:
+            ValueError: a record of an unknown kind, or a damaged batch (an escape without its entry).
+            OutOfMemoryError: a side ran out of memory; the run stops.
+        """
+        with self._oom_as_error():
+            self._core.feed_packed(np.ascontiguousarray(batch["gva"], dtype=np.uint64),
+                                   np.ascontiguousarray(batch["meta"], dtype=np.uint32),
+                                   np.ascontiguousarray(batch["esc_size"], dtype=np.uint64),
+                                   np.ascontiguousarray(batch["esc_icount"], dtype=np.uint32))
+
     def take_outcomes(self) -> tuple[np.ndarray, np.ndarray]:
         """Outcome codes (uint8: 1 L1 hit, 2 L2 hit, 3 walk) and effective shifts of the translations
         fed since the last call, in trace order (needs ``outcomes=True``)."""

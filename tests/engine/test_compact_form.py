@@ -14,7 +14,14 @@ from test_differential_v2 import lifecycle_traces, v2_configs
 
 from memmodel.engine import Replay
 from memmodel.trace import write_store
-from memmodel.trace.compact import cached_compact_batches, compact_batches
+from memmodel.trace.compact import (
+    META_ICOUNT_MAX,
+    META_SIZE_MAX,
+    cached_compact_batches,
+    compact_batches,
+    pack,
+    unpack,
+)
 
 
 def _full(records: list[tuple[str, int, int]], config: Any, batch: int) -> dict[str, Any]:
@@ -98,3 +105,69 @@ def test_an_unwritable_cache_only_costs_speed(tmp_path: Path, monkeypatch: pytes
     write_store(store, a)
     out = list(cached_compact_batches(store, "abc"))
     assert np.concatenate([b["kind"] for b in out]).tolist() == [1, 0]
+
+
+# ---- the packed layout of the cache ------------------------------------------------------------------------
+@st.composite
+def compact_rows(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """Compact rows whose sizes and icounts sit at, below and above what a packed row holds."""
+    n = draw(st.integers(1, 60))
+    kinds = draw(st.lists(st.sampled_from([1, 2, 3, 4, 0]), min_size=n, max_size=n))
+    sizes = draw(st.lists(st.sampled_from([1, 8, 64, META_SIZE_MAX, META_SIZE_MAX + 1, 1 << 21, (1 << 64) - 1]),
+                          min_size=n, max_size=n))
+    icounts = draw(st.lists(st.sampled_from([0, 1, 7, META_ICOUNT_MAX, META_ICOUNT_MAX + 1, (1 << 32) - 1]),
+                            min_size=n, max_size=n))
+    gvas = draw(st.lists(st.integers(0, (1 << 64) - 1), min_size=n, max_size=n))
+    return {"kind": np.array(kinds, dtype=np.uint8), "gva": np.array(gvas, dtype=np.uint64),
+            "size": np.array(sizes, dtype=np.uint64), "icount": np.array(icounts, dtype=np.uint32)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=compact_rows())
+def test_packing_keeps_every_column_exactly(rows: dict[str, np.ndarray]) -> None:
+    packed = pack(rows)
+    assert packed["gva"].nbytes + packed["meta"].nbytes == 12 * rows["kind"].shape[0]
+    escaped = (rows["size"] > META_SIZE_MAX) | (rows["icount"] > META_ICOUNT_MAX)
+    assert packed["esc_size"].shape[0] == int(escaped.sum())
+    back = unpack(packed)
+    for col in ("kind", "gva", "size", "icount"):
+        assert back[col].dtype == rows[col].dtype and np.array_equal(back[col], rows[col]), col
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trace=lifecycle_traces(), raw=v2_configs())
+def test_the_engine_reads_packed_batches_as_the_compact_columns(trace: list[tuple[str, int, int]],
+                                                               raw: dict[str, Any]) -> None:
+    # runs of fetches longer than a packed row holds, and U lengths beyond its size field, both escape
+    trace = [r for rec in trace for r in (("I", 0x400000, 4),) * (70000 if rec[0] == "U" else 2) + (rec,)]
+    config = cfg(raw)
+    a = arrays(trace)
+    plain, packed = Replay(config), Replay(config)
+    for b in compact_batches([a]):
+        plain.feed(b["kind"], b["gva"], b["size"], b["icount"])
+        packed.feed_packed(pack(b))
+    assert packed.result().counters == plain.result().counters
+
+
+def test_a_packed_batch_whose_escapes_run_out_is_refused() -> None:
+    b = pack({"kind": np.array([1, 4], dtype=np.uint8), "gva": np.array([0x1000, 0x1000], dtype=np.uint64),
+              "size": np.array([8, 1 << 30], dtype=np.uint64), "icount": np.array([0, 0], dtype=np.uint32)})
+    b["esc_size"], b["esc_icount"] = b["esc_size"][:0], b["esc_icount"][:0]
+    with pytest.raises(ValueError, match="escapes past the end"):
+        Replay(cfg({"virtualized": False})).feed_packed(b)
+
+
+def test_cached_batches_come_packed_on_request_and_unpack_to_the_same_rows(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    records = [("L", 0x10000 + 64 * i, 8) if i % 5 else ("U", 0x10000, 1 << 20) for i in range(2500)]
+    records[101:101] = [("I", 0x400000, 4)] * 70000  # a run of fetches before an L: it escapes
+    a = arrays(records)
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    first = list(cached_compact_batches(store, "abc", batch_rows=333))
+    packed = list(cached_compact_batches(store, "abc", batch_rows=333, packed=True))
+    assert all("meta" in b for b in packed) and sum(b["esc_size"].shape[0] for b in packed) == 501
+    for col in ("kind", "gva", "size", "icount"):
+        assert np.array_equal(np.concatenate([b[col] for b in first]),
+                              np.concatenate([unpack(b)[col] for b in packed])), col
