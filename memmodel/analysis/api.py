@@ -10,6 +10,7 @@ parse plus N engine passes.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,23 +129,24 @@ _SAMPLED: dict[tuple[Any, ...], bool] = {}
 
 
 def _stat_key(trace: str | Path) -> tuple[Any, ...] | None:
-    """What identifies a file's content without reading it: real path, device, inode, size, modification
-    and change times in nanoseconds (None when it cannot be stat-ed)."""
-    path = Path(trace)
+    """What identifies a file's content without reading it: device, inode, size, modification and change
+    times in nanoseconds (None when it cannot be stat-ed). Device and inode name the file whatever path
+    reaches it (no path resolution: it cost more than the stat)."""
     try:
-        st = path.stat()
+        st = os.stat(trace)
     except OSError:
         return None
-    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
     """:func:`memmodel.trace.trace_identity` of a file, hashed once per process while the file is unchanged.
 
     A sweep or a notebook replays one store many times; hashing it each time cost 20 ms of a 0.24 s replay
-    of a 22 MB store (cProfile). The key is the file's real path, device, inode, size and modification and
-    change times in nanoseconds (as ``git`` trusts its index): rewriting the file changes at least the
-    change time, so a stale identity cannot be returned for new content.
+    of a 22 MB store (cProfile). The key is the file's device, inode, size and modification and change
+    times in nanoseconds (as ``git`` trusts its index): rewriting the file changes at least the change
+    time, so a stale identity cannot be returned for new content. The identity's ``path`` is the one
+    given (a second path to the same file gets the first path's identity copied with its own path).
     """
     from memmodel.trace import trace_identity
 
@@ -157,7 +159,7 @@ def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
         if len(_IDENTITIES) >= 256:
             _IDENTITIES.clear()  # bounded: a long session over many files re-hashes, it never grows
         _IDENTITIES[key] = ident
-    return dict(ident)
+    return {**ident, "path": str(trace)}
 
 
 def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], Iterator[Mapping[str, np.ndarray]]]:

@@ -36,7 +36,20 @@
  *   - 4 KiB L1 fast path (every entry is 4 KiB: guest or host page size 4K): an L1 hit on tag
  *     (4K, p) proves p was translated, mapped and backed since its entry was filled, because every
  *     release that unmaps p or discards its backing invalidates or flushes p's entries (section 9);
- *     so the hit needs no page lookup.
+ *     so the hit needs no page lookup. The same holds for an L2 hit on (4K, p).
+ *   - 4 KiB walk fast path: when both fast lookups miss and p's slot is current (same generation: no
+ *     release changed a mapping or a backing since it was computed), p is mapped and backed with an
+ *     effective size of 4 KiB, so no fault happens and the walk, the PSC and TLB fills are exactly
+ *     translate_full's walk branch (lookups of other entry sizes are empty: every entry is 4 KiB).
+ *   - LRU sets (core/lru.h): an order word plus tags in place, with 8-bit fingerprints proposing ways,
+ *     keeps the same ordered list of valid tags as a most-recent-first list; a hit on the most recent
+ *     way changes no order. The fingerprint only proposes: the full tag decides every hit.
+ *   - accesses is not counted per translation: it equals l1_hits + l2_hits + walks (every translation
+ *     ends in exactly one of them) and is set from them before any read (snapshot, counters).
+ *   - Specialised record loops: the same loop compiled with the ways of the 4 KiB arrays and "no
+ *     outcomes" as constants; a loop is picked only when the engine's arrays have exactly those ways.
+ *   - The packed compact form: the same records (kind, size, icount) in fewer bytes; a replay of it
+ *     equals a replay of the unpacked columns (tests/engine/test_compact_form.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
