@@ -1,7 +1,8 @@
 """Every layout of the engine's LRU arrays keeps the literal LRU list of MODEL.md section 3.
 
 The engine stores a set of up to 4 ways as an order word and the tags in place, 5 to 16 ways with 8-bit
-fingerprints in one or two words before the tags, and more ways as a list shifted on every hit; the
+fingerprints in one or two words before the tags, 17 to 255 ways (Zen's fully associative L1s) with
+fingerprints and a doubly linked recency list, and more ways as a list shifted on every hit; the
 record loop is compiled separately for the 4 KiB L1/L2 ways of the CPU presets (4/12, 4/16, 6/16, any/8).
 These tests run every one of those shapes against the literal reference (a plain most-recent-first
 list), with pages chosen to crowd a few sets, tags whose fingerprints collide inside a set, and ``U``
@@ -66,7 +67,7 @@ def crowded_traces(draw: st.DrawFn, sets: int, ways: int) -> list[tuple[str, int
     """Accesses to about 2 x ways pages per set (hits, evictions, refills), fingerprint collisions, U."""
     pool = [p * sets + draw(st.integers(0, sets - 1)) for p in range(2 * ways + 2)]
     pool += colliding_pages(sets, 3)
-    n = draw(st.integers(1, 160))
+    n = draw(st.integers(1, max(160, 4 * ways)))
     out: list[tuple[str, int, int]] = []
     for _ in range(n):
         page = draw(st.sampled_from(pool))
@@ -77,7 +78,7 @@ def crowded_traces(draw: st.DrawFn, sets: int, ways: int) -> list[tuple[str, int
     return out
 
 
-WAYS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 24]
+WAYS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 24, 64, 72, 96, 256]
 
 
 @pytest.mark.parametrize("ways", WAYS)
@@ -92,7 +93,7 @@ def test_a_single_array_of_any_ways_keeps_the_lru_list(ways: int, data: st.DataO
 
 # the (L1, L2) 4 KiB ways the record loop is specialised for, a fully associative L1 like Zen's, and
 # shapes that take the generic loop
-SPECIALISED = [((16, 4), (128, 12)), ((16, 4), (4, 16)), ((16, 6), (4, 16)), ((1, 20), (8, 8)),
+SPECIALISED = [((16, 4), (128, 12)), ((16, 4), (4, 16)), ((16, 6), (4, 16)), ((1, 20), (8, 8)), ((1, 72), (3, 8)),
                ((2, 4), (3, 8)), ((3, 5), (2, 12)), ((4, 4), (2, 3))]
 
 
