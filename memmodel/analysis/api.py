@@ -178,12 +178,12 @@ def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], It
 def _replay_batches(trace: TraceLike, identity: dict[str, Any], batches: Iterator[Mapping[str, np.ndarray]],
                     batch_rows: int, packed: bool = False) -> Iterator[Mapping[str, np.ndarray]]:
     """The compact form of a trace's batches (:mod:`memmodel.trace.compact`), cached for store files;
-    with ``packed``, batches read from the cache stay packed (they have a ``"meta"`` column)."""
-    from memmodel.trace.compact import cached_compact_batches, compact_batches
+    with ``packed``, in the packed form the engine's specialised loops read (a ``"meta"`` column)."""
+    from memmodel.trace.compact import cached_compact_batches, compact_batches, pack
 
     if identity.get("kind") == "store" and identity.get("sha256"):
         return cached_compact_batches(trace, identity["sha256"], batch_rows, packed=packed)  # type: ignore[arg-type]
-    return compact_batches(batches)
+    return (pack(b) if packed else b for b in compact_batches(batches))
 
 
 #: The label every number replayed from a sampled trace carries.
@@ -274,7 +274,7 @@ def run(
         replays = [Replay(cfg, window, outcomes=on_batch is not None) for cfg in cfgs]
         done = 0
         for batch in batches:
-            if "meta" in batch:  # packed (from the cache, nobody reads the batch): the engine reads it as is
+            if "meta" in batch:  # packed (nobody else reads the batch): the engine reads it as is
                 for r in replays:
                     r.feed_packed(batch)
                 if progress is not None:

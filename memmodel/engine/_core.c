@@ -367,34 +367,45 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
 }
 
 /* The record loop specialised for the ways of the 4 KiB L1 and L2 arrays of the CPU presets (0 = read
- * at run time): with the ways known, the LRU layout tests and strides fold (callgrind, big random chase:
- * ~20 % fewer instructions per translation). One instance per pair and form; feed_records picks one. */
+ * at run time), for the packed form that every replay of memmodel.analysis reads: with the ways known,
+ * the LRU layout tests and strides fold (callgrind: ~20 % fewer instructions per translation on the big
+ * random chase with Skylake's, ~20 % with Zen 4's). Each instance costs ~6 s of compile time, so the
+ * plain form (Replay.feed: tests, callers with their own arrays) and outcome recording take one generic
+ * loop each. feed_records picks the loop. */
 #define RECORDS_LOOP_FOR(W1, W2)                                                                      \
-    static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, BadRecord *bad, \
-                                                                  int packed) {                      \
-        return packed ? records_loop(e, r, bad, W1, W2, 0, 1) : records_loop(e, r, bad, W1, W2, 0, 0); \
+    static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, BadRecord *bad) { \
+        return records_loop(e, r, bad, W1, W2, 0, 1);                                                 \
     }
-/* the generic loop, also the only one that records outcomes (compare --mrc, memmodel sample) */
-static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
-    return packed ? records_loop(e, r, bad, 0, 0, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0);
-}
 RECORDS_LOOP_FOR(0, 0)
 RECORDS_LOOP_FOR(4, 12)  /* skylake */
 RECORDS_LOOP_FOR(4, 16)  /* icelake */
 RECORDS_LOOP_FOR(6, 16)  /* sapphire-rapids */
-RECORDS_LOOP_FOR(0, 8)   /* zen2-zen5 (fully associative L1) */
+RECORDS_LOOP_FOR(64, 8)  /* zen2, zen3 (fully associative L1) */
+RECORDS_LOOP_FOR(72, 8)  /* zen4 */
+RECORDS_LOOP_FOR(96, 8)  /* zen5 */
+
+/* the generic loops: the plain form, and outcome recording (compare --mrc, memmodel sample) */
+static __attribute__((noinline)) int records_loop_plain(Engine *e, Records r, BadRecord *bad) {
+    return records_loop(e, r, bad, 0, 0, 0, 0);
+}
+static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
+    return packed ? records_loop(e, r, bad, 0, 0, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0);
+}
 
 static int feed_records(Engine *e, Records r, BadRecord *bad) {
     int packed = r.meta != NULL;
+    if (e->record_outcomes) return records_loop_any(e, r, bad, packed);
+    if (!packed) return records_loop_plain(e, r, bad);
     int w1 = -1, w2 = -1;  /* -1: no such array (then the specialised loops never look it up) */
     if (e->l1_4k >= 0) w1 = (int)e->arrays[e->l1_4k].ways;
     if (e->l2_4k >= 0) w2 = (int)e->arrays[e->l2_4k].ways;
-    if (e->record_outcomes) return records_loop_any(e, r, bad, packed);
-    if (w1 == 4 && w2 == 12) return records_loop_4_12(e, r, bad, packed);
-    if (w1 == 4 && w2 == 16) return records_loop_4_16(e, r, bad, packed);
-    if (w1 == 6 && w2 == 16) return records_loop_6_16(e, r, bad, packed);
-    if (w2 == 8) return records_loop_0_8(e, r, bad, packed);
-    return records_loop_0_0(e, r, bad, packed);
+    if (w1 == 4 && w2 == 12) return records_loop_4_12(e, r, bad);
+    if (w1 == 4 && w2 == 16) return records_loop_4_16(e, r, bad);
+    if (w1 == 6 && w2 == 16) return records_loop_6_16(e, r, bad);
+    if (w1 == 64 && w2 == 8) return records_loop_64_8(e, r, bad);
+    if (w1 == 72 && w2 == 8) return records_loop_72_8(e, r, bad);
+    if (w1 == 96 && w2 == 8) return records_loop_96_8(e, r, bad);
+    return records_loop_0_0(e, r, bad);
 }
 
 /* The error for a loop stopped at bad input (a Python exception set; returns NULL). */

@@ -145,20 +145,19 @@ def cached_compact_batches(store: str | os.PathLike[str], sha256: str, batch_row
         sha256: the store file's content hash (``trace_identity(store)["sha256"]``): the cache key.
         batch_rows: rows per yielded batch.
         use_cache: False (or ``MEMMODEL_NO_CACHE=1``) computes the form on the fly and writes nothing.
-        packed: yield batches read from the cache in the packed form (:data:`PACKED_COLUMNS`) rather than
-            as compact columns; batches computed on the fly are compact columns either way (tell them
-            apart by their ``"meta"`` key).
+        packed: yield batches in the packed form (:data:`PACKED_COLUMNS`, what ``Replay.feed_packed``
+            reads) rather than as compact columns.
     """
     from memmodel.trace.store import iter_batches
 
     full = iter_batches(store, ("kind", "gva", "size"), batch_rows)
     if not use_cache or os.environ.get("MEMMODEL_NO_CACHE"):
-        yield from compact_batches(full)
+        yield from (pack(b) if packed else b for b in compact_batches(full))
         return
     entry = cache_dir() / f"replay-v{CACHE_VERSION}-{sha256}"
     arrays = _load(entry)
     if arrays is None:
-        yield from _compute_and_save(compact_batches(full), entry)
+        yield from _compute_and_save(compact_batches(full), entry, packed)
         return
     n = arrays["gva"].shape[0]
     esc_row = arrays["esc_row"]
@@ -199,9 +198,11 @@ def _load(entry: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def _compute_and_save(batches: Iterator[dict[str, np.ndarray]], entry: Path) -> Iterator[dict[str, np.ndarray]]:
-    """Yield the batches while writing them, packed, to a new cache entry (a temp folder renamed when
-    complete). A write failure (read-only or full disk) only drops the entry: the batches still come through.
+def _compute_and_save(batches: Iterator[dict[str, np.ndarray]], entry: Path,
+                      packed: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """Yield the batches (packed or not) while writing them, packed, to a new cache entry (a temp folder
+    renamed when complete). A write failure (read-only or full disk) only drops the entry: the batches
+    still come through.
     """
     tmp: Path | None = None
     files: dict[str, Any] = {}
@@ -215,16 +216,16 @@ def _compute_and_save(batches: Iterator[dict[str, np.ndarray]], entry: Path) -> 
     rows = 0
     try:
         for b in batches:
+            p = pack(b)
             if ok:
                 try:
-                    p = pack(b)
-                    p["esc_row"] = (np.flatnonzero(p["meta"] & META_ESCAPE) + rows).astype(np.uint64)
+                    esc_row = (np.flatnonzero(p["meta"] & META_ESCAPE) + rows).astype(np.uint64)
                     for c, t in _FILES.items():
-                        files[c].write(np.ascontiguousarray(p[c], dtype=t).tobytes())
+                        files[c].write(np.ascontiguousarray(esc_row if c == "esc_row" else p[c], dtype=t).tobytes())
                 except OSError:
                     ok = False
             rows += int(b["kind"].shape[0])
-            yield b
+            yield p if packed else b
         if ok and tmp is not None:
             for f in files.values():
                 f.close()
