@@ -150,8 +150,8 @@ typedef struct {
     Host h;
     Slots slots;
     uint32_t gen;
-    uint64_t clock;          /* I/L/S/M records so far (MODEL.md section 8) */
-    uint64_t to_report;      /* with reporting: ticks until the next pass (1..interval; a pass at clock % interval == 0) */
+    uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, MODEL.md section 8) until the next
+                              * pass, 1..interval (a pass falls where clock % interval == 0) */
     /* repeat collapsing: the last translated page and the counter its repeats hit */
     uint64_t last_p4;
     int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
