@@ -21,7 +21,7 @@ import numpy as np
 from memmodel.config import ModelConfig, load_config
 from memmodel.engine import Replay, SimResult, derived_metrics
 from memmodel.engine.replay import DEFAULT_WINDOW
-from memmodel.errors import MemmodelError
+from memmodel.errors import MemmodelError, TraceError
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -186,6 +186,13 @@ def _replay_batches(trace: TraceLike, identity: dict[str, Any], batches: Iterato
     return (pack(b) if packed else b for b in compact_batches(batches))
 
 
+def _drop_replay_cache(identity: Mapping[str, Any]) -> None:
+    from memmodel.trace.compact import drop_cached
+
+    if identity.get("kind") == "store" and identity.get("sha256"):
+        drop_cached(str(identity["sha256"]))
+
+
 #: The label every number replayed from a sampled trace carries.
 SAMPLED_LABEL: Final = "replay of samples, not an estimate of the program"
 
@@ -275,8 +282,14 @@ def run(
         done = 0
         for batch in batches:
             if "meta" in batch:  # packed (nobody else reads the batch): the engine reads it as is
-                for r in replays:
-                    r.feed_packed(batch)
+                try:
+                    for r in replays:
+                        r.feed_packed(batch)
+                except ValueError as exc:  # an unknown kind code or a lost escape: damaged bytes
+                    _drop_replay_cache(identity)
+                    raise TraceError(f"{name}: damaged records in the store or its cached replay form ({exc}); "
+                                     "the cache entry is removed: run again, and re-ingest the trace if this "
+                                     "repeats") from None
                 if progress is not None:
                     from memmodel.trace.compact import META_ICOUNT_SHIFT
 

@@ -169,6 +169,12 @@ def cached_compact_batches(store: str | os.PathLike[str], sha256: str, batch_row
         yield batch if packed else unpack(batch)
 
 
+def drop_cached(sha256: str) -> None:
+    """Remove the cache entry of the store whose content hash is ``sha256`` (if any): a damaged entry is
+    recomputed on the next replay."""
+    _rmtree(cache_dir() / f"replay-v{CACHE_VERSION}-{sha256}")
+
+
 _FILES = {"gva": np.uint64, "meta": np.uint32, "esc_size": np.uint64, "esc_icount": np.uint32, "esc_row": np.uint64}
 
 

@@ -171,3 +171,24 @@ def test_cached_batches_come_packed_on_request_and_unpack_to_the_same_rows(tmp_p
     for col in ("kind", "gva", "size", "icount"):
         assert np.array_equal(np.concatenate([b[col] for b in first]),
                               np.concatenate([unpack(b)[col] for b in packed])), col
+
+
+def test_a_damaged_cache_entry_is_a_one_line_error_and_is_removed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from memmodel.analysis.api import run
+    from memmodel.errors import TraceError
+    from memmodel.trace.compact import cache_dir
+
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    a = arrays([("L", 0x1000 + 64 * i, 8) for i in range(50)] + [("U", 0x1000, 1 << 30)])
+    store = tmp_path / "t.parquet"
+    write_store(store, a)
+    good = run([store], [cfg({"virtualized": False})])[0].result.counters  # computes and caches the form
+    (entry,) = list(cache_dir().glob("replay-v*"))
+    (entry / "esc_size.bin").write_bytes(b"")  # the U record's escape is lost...
+    (entry / "esc_icount.bin").write_bytes(b"")
+    (entry / "esc_row.bin").write_bytes(b"")  # ...consistently, so the entry still loads
+    with pytest.raises(TraceError, match="damaged records in the store or its cached replay form"):
+        run([store], [cfg({"virtualized": False})])
+    assert not entry.exists()
+    assert run([store], [cfg({"virtualized": False})])[0].result.counters == good  # recomputed
