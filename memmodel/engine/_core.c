@@ -316,6 +316,9 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
                                                               const int PACKED) {
     int st = ST_OK;
     Py_ssize_t esc = 0;
+    /* counted here, added to the Engine's counters when the loop ends (see Hot) */
+    Hot hot = {0, e->to_snapshot};
+    uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
         uint64_t sz;
@@ -341,17 +344,18 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
          * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions) */
         if (e->last_counter != C_L1_HITS && i + SLOT_PREFETCH < r.n)
             slot_prefetch(&e->slots, r.gva[i + SLOT_PREFETCH] >> 12);
+        instructions += ic;
         if (ic && (st = ticks(e, ic))) break;
         if (k == KIND_I) {
-            e->C[C_INSTRUCTIONS]++;
+            instructions++;
             if ((st = tick(e))) break;
             continue;
         }
         if (k <= KIND_M) {
             uint64_t a = r.gva[i];
-            if ((st = translate(e, a, W1, W2, OUT))) break;
+            if ((st = translate(e, a, W1, W2, OUT, &hot))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
-            if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1, W1, W2, OUT))) break;
+            if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1, W1, W2, OUT, &hot))) break;
             if ((st = tick(e))) break;
             continue;
         }
@@ -363,6 +367,9 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         bad->kind = (int)k;
         break;
     }
+    e->C[C_L1_HITS] += hot.l1_hits;
+    e->to_snapshot = hot.to_snapshot;
+    e->C[C_INSTRUCTIONS] += instructions;
     return st;
 }
 

@@ -353,12 +353,12 @@ static __attribute__((noinline)) int ticks_passing(Engine *e, uint64_t n) {
     return st;
 }
 
-/* n instruction fetches in a row (the compact form of a trace: a count of I records before a record).
- * Exactly n ticks: when several reporting passes fall among them, the first one does the work and the
- * others find nothing to do (no record runs between them; a discarded block is unbacked and split at its
- * edges, so discarding it again frees and splits nothing), so they only count in report_ticks. */
+/* The clock ticks of n instruction fetches in a row (the compact form of a trace: a count of I records
+ * before a record; the caller counts them as instructions). Exactly n ticks: when several reporting
+ * passes fall among them, the first one does the work and the others find nothing to do (no record runs
+ * between them; a discarded block is unbacked and split at its edges, so discarding it again frees and
+ * splits nothing), so they only count in report_ticks. */
 static inline __attribute__((always_inline)) int ticks(Engine *e, uint64_t n) {
-    e->C[C_INSTRUCTIONS] += n;
     if (!e->p.report) return ST_OK;
     if (n < e->to_report) {
         e->to_report -= n;

@@ -133,6 +133,13 @@ typedef struct {
     int only_4k;
 } Params;
 
+/* What a record loop keeps in locals while it runs (registers: a field of the Engine would be a
+ * load-add-store chain from one translation to the next), written back to the Engine when it ends. */
+typedef struct {
+    uint64_t l1_hits;        /* L1 hits of the fast paths not yet added to C[C_L1_HITS] */
+    int64_t to_snapshot;     /* the Engine's to_snapshot while the loop runs */
+} Hot;
+
 typedef struct {
     PyObject_HEAD
     Params p;

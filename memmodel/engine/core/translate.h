@@ -72,14 +72,17 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
  * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
  * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0; OUT:
- * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1. */
+ * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1.
+ * hot: the record loop's locals (state.h): the L1 hits of the fast paths, added to the counter before a
+ * time-series row and when the loop ends, and the countdown to the next row. */
 static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int W2,
-                                                           const int OUT) {
+                                                           const int OUT, Hot *hot) {
     uint64_t p4 = v >> 12;
     int st;
     if (p4 == e->last_p4 && e->last_counter >= 0) {
         /* a repeat of the page just translated, no event since: a hit on the most recent entry */
-        e->C[e->last_counter]++;
+        if (e->last_counter == C_L1_HITS) hot->l1_hits++;
+        else e->C[e->last_counter]++;
         if (OUT && e->record_outcomes &&
             (st = record_outcome(e, e->last_counter == C_L1_HITS ? OUT_L1 : OUT_L2, e->last_es)))
             return st;
@@ -95,7 +98,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         row1 = lru_set_w(e->tags, a1, p4, W1);
         if (lru_lookup_row(row1, a1, tag4, W1)) {
             /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
-            e->C[C_L1_HITS]++;
+            hot->l1_hits++;
             e->last_p4 = p4;
             e->last_counter = C_L1_HITS;
             if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
@@ -134,8 +137,10 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
     if ((st = translate_full(e, p4, l1_4k, l2_4k))) return st;
 counted:
     /* a countdown, not C_ACCESSES % window: a 64-bit division per translation cost ~10% (perf) */
-    if (--e->to_snapshot == 0) {
-        e->to_snapshot = e->p.window;
+    if (--hot->to_snapshot == 0) {
+        hot->to_snapshot = e->p.window;
+        e->C[C_L1_HITS] += hot->l1_hits;  /* the row reads the counter: bring it up to date */
+        hot->l1_hits = 0;
         if ((st = snapshot(e))) return st;
     }
     return ST_OK;
