@@ -167,12 +167,8 @@ def _packed_loads(addrs: np.ndarray) -> list[dict[str, np.ndarray]]:
                   "icount": np.zeros(min(n - i, 1 << 20), dtype=np.uint32)}) for i in range(0, n, 1 << 20)]
 
 
-def kernel_tlb(cfg: Any, addrs: np.ndarray) -> tuple[int, int, int]:
-    """memmodel's engine on addresses already in memory (as 1-byte loads): (L1 hits, L2 hits, walks)."""
-    return _kernel_tlb_packed(cfg, _packed_loads(addrs))
-
-
 def _kernel_tlb_packed(cfg: Any, batches: list[dict[str, np.ndarray]]) -> tuple[int, int, int]:
+    """memmodel's engine on packed batches already in memory: (L1 hits, L2 hits, walks)."""
     from memmodel.engine import Replay
 
     r = Replay(cfg)

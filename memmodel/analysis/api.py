@@ -139,6 +139,19 @@ def _stat_key(trace: str | Path) -> tuple[Any, ...] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def _per_file(memo: dict[tuple[Any, ...], Any], trace: str | Path, compute: Callable[[Any], Any]) -> Any:
+    """``compute(trace)``, once per process while the file's :func:`_stat_key` is unchanged. Bounded: past
+    256 files the memo starts again (a long session over many files recomputes, it never grows)."""
+    key = _stat_key(trace)
+    if key is None:
+        return compute(trace)
+    if key not in memo:
+        if len(memo) >= 256:
+            memo.clear()
+        memo[key] = compute(trace)
+    return memo[key]
+
+
 def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
     """:func:`memmodel.trace.trace_identity` of a file, hashed once per process while the file is unchanged.
 
@@ -150,16 +163,8 @@ def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
     """
     from memmodel.trace import trace_identity
 
-    key = _stat_key(trace)
-    if key is None:
-        return trace_identity(trace)  # the reader names the missing or unreadable file
-    ident = _IDENTITIES.get(key)
-    if ident is None:
-        ident = trace_identity(trace)
-        if len(_IDENTITIES) >= 256:
-            _IDENTITIES.clear()  # bounded: a long session over many files re-hashes, it never grows
-        _IDENTITIES[key] = ident
-    return {**ident, "path": str(trace)}
+    # (a file that cannot be stat-ed is not memoised: the reader names it)
+    return {**_per_file(_IDENTITIES, trace, trace_identity), "path": str(trace)}
 
 
 def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], Iterator[Mapping[str, np.ndarray]]]:
@@ -205,15 +210,7 @@ def is_sampled_trace(trace: str | Path) -> bool:
     """Whether ``trace`` holds samples: a store file marked ``sampled`` or a raw perf mem text trace."""
     if not Path(trace).is_file():
         return False  # the reader reports the missing file
-    key = _stat_key(trace)
-    if key is not None and key in _SAMPLED:
-        return _SAMPLED[key]
-    sampled = _is_sampled_file(trace)
-    if key is not None:
-        if len(_SAMPLED) >= 256:
-            _SAMPLED.clear()
-        _SAMPLED[key] = sampled
-    return sampled
+    return bool(_per_file(_SAMPLED, trace, _is_sampled_file))
 
 
 def _is_sampled_file(trace: str | Path) -> bool:

@@ -62,6 +62,17 @@ typedef struct {
     int status;
 } ScanState;
 
+/* One record out (kind k, address v, size sz) and its line counted: both paths of scan_block. */
+#define EMIT_RECORD(k, v, sz)            \
+    do {                                 \
+        kinds[nout] = (uint8_t)(k);      \
+        gvas[nout] = (v);                \
+        sizes[nout] = (sz);              \
+        nout++;                          \
+        counts[5 + (k)]++;               \
+        lines++;                         \
+    } while (0)
+
 static void scan_block(const uint8_t *buf, Py_ssize_t end, uint8_t *kinds, uint64_t *gvas, uint64_t *sizes,
                        Py_ssize_t cap, int64_t *counts, int64_t *msgpos, Py_ssize_t msgcap, ScanState *st) {
     Py_ssize_t pos = st->pos, nout = st->nout, nmsg = st->nmsg, lines = 0;
@@ -106,12 +117,7 @@ static void scan_block(const uint8_t *buf, Py_ssize_t end, uint8_t *kinds, uint6
                     j++;
                 }
                 if (j < end && buf[j] == '\n' && j > j0 && sz > 0 && sz <= 65535) {
-                    kinds[nout] = (uint8_t)k;
-                    gvas[nout] = v;
-                    sizes[nout] = sz;
-                    nout++;
-                    counts[5 + k]++;
-                    lines++;
+                    EMIT_RECORD(k, v, sz);
                     pos = j + 1;
                     continue;
                 }
@@ -179,12 +185,7 @@ static void scan_block(const uint8_t *buf, Py_ssize_t end, uint8_t *kinds, uint6
                 status = ST_BAD;
                 break;
             }
-            kinds[nout] = (uint8_t)k;
-            gvas[nout] = v;
-            sizes[nout] = sz;
-            nout++;
-            counts[5 + k]++;
-            lines++;
+            EMIT_RECORD(k, v, sz);
             pos = after_eol(buf, j, end);
             continue;
         }

@@ -71,6 +71,15 @@ def _at(buf: bytes, j: int) -> int:
     return buf[j] if j < len(buf) else 0
 
 
+def _emit(kinds, gvas, sizes, counts, nout, k, v, sz):  # type: ignore[no-untyped-def]
+    # EMIT_RECORD of the C scanner, but the line count, which the caller adds
+    kinds[nout] = k
+    gvas[nout] = v
+    sizes[nout] = sz
+    counts[5 + k] += 1
+    return nout + 1
+
+
 def py_scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # type: ignore[no-untyped-def]
     cap = len(kinds)
     lines = 0
@@ -108,11 +117,7 @@ def py_scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # t
                     sz = sz * 10 + (buf[j] - 48)
                     j += 1
                 if j < end and buf[j] == 10 and j > j0 and 0 < sz <= 65535:
-                    kinds[nout] = k
-                    gvas[nout] = v
-                    sizes[nout] = sz
-                    nout += 1
-                    counts[5 + k] += 1
+                    nout = _emit(kinds, gvas, sizes, counts, nout, k, v, sz)
                     lines += 1
                     pos = j + 1
                     continue
@@ -167,11 +172,7 @@ def py_scan(buf, pos, end, kinds, gvas, sizes, nout, counts, msgpos, nmsg):  # t
                 counts[4] += 1
             if j < end and buf[j] != 10 and buf[j] != 13:
                 return pos, nout, nmsg, lines, 2
-            kinds[nout] = k
-            gvas[nout] = v
-            sizes[nout] = sz
-            nout += 1
-            counts[5 + k] += 1
+            nout = _emit(kinds, gvas, sizes, counts, nout, k, v, sz)
             lines += 1
             pos = _after_eol(buf, j, end)
             continue

@@ -25,18 +25,34 @@
  * takes an empty way before it evicts, exactly as the shifting list drops its last element. Only the
  * ordered list of valid tags is observable (hits, evictions), and both layouts keep the same list.
  * -------------------------------------------------------------------------------------------*/
+/* Which layout a set of `ways` ways has (see above). */
+typedef struct {
+    int64_t ways;
+    int packed;     /* ways <= 16: an order word per set, tags in place */
+    int fp;         /* packed and ways > 4: two fingerprint words before the tags */
+    int linked;     /* 17 <= ways <= 255: a linked recency list, fingerprints, tags in place */
+} LruShape;
+
+#define LRU_LINKED_MAX 255
+
+static inline __attribute__((always_inline)) LruShape lru_shape_of(int64_t ways) {
+    return (LruShape){ways, ways <= 16, ways > 4 && ways <= 16, ways > 16 && ways <= LRU_LINKED_MAX};
+}
+
 typedef struct {
     int64_t off;    /* first word of the array in the shared buffer */
     int64_t sets;
     int64_t ways;
     int64_t mask;   /* sets - 1 when sets is a power of two, else -1 (avoids a division per lookup) */
     int64_t stride; /* words per set: see lru_row_words */
-    int packed;     /* ways <= 16: an order word per set, tags in place */
-    int fp;         /* packed and ways > 4: two fingerprint words before the tags */
-    int linked;     /* 17 <= ways <= 255: a linked recency list, fingerprints, tags in place */
+    LruShape shape; /* lru_shape_of(ways) */
 } Lru;
 
-#define LRU_LINKED_MAX 255
+/* The shape of array a, from its ways when they are known at compile time (W > 0, a specialised loop:
+ * every layout test folds away), else as stored. */
+static inline __attribute__((always_inline)) LruShape lru_shape(const Lru *a, const int W) {
+    return W ? lru_shape_of(W) : a->shape;
+}
 
 #define LRU_NIBBLES 0x1111111111111111ULL
 #define LRU_BYTES 0x0101010101010101ULL
@@ -60,21 +76,14 @@ static inline void lru_geometry(Lru *a, int64_t off, int64_t entries, int64_t wa
     a->ways = ways;
     a->sets = entries / ways;
     a->mask = (a->sets & (a->sets - 1)) == 0 ? a->sets - 1 : -1;
-    a->packed = ways <= 16;
-    a->fp = a->packed && ways > 4;
-    a->linked = ways > 16 && ways <= LRU_LINKED_MAX;
+    a->shape = lru_shape_of(ways);
     a->stride = lru_row_words(ways);
 }
 
 /* The 8-bit fingerprint of a tag (top byte of a multiplicative hash: independent of the set index). */
 static inline __attribute__((always_inline)) uint64_t lru_fingerprint(int64_t tag) { return ((uint64_t)tag * 0x9E3779B97F4A7C15ULL) >> 56; }
 
-static inline __attribute__((always_inline)) int64_t *lru_set(int64_t *tags, const Lru *a, uint64_t index) {
-    uint64_t s = a->mask >= 0 ? (index & (uint64_t)a->mask) : (index % (uint64_t)a->sets);
-    return tags + a->off + (int64_t)s * a->stride;
-}
-
-/* Way of `tag` in a row of W tags, or -1: a bitmask of independent compares (no serial dependency, no
+/* Way of `tag` in a row of W tags (packed rows of at most 4 ways, shifted rows), or -1: a bitmask of independent compares (no serial dependency, no
  * branch on the match position, which is unpredictable on random traces; tags are unique in a set). */
 #define FIND_IN_ROW(W)                                                                               \
     static inline __attribute__((always_inline)) int find_##W(const int64_t *row, int64_t tag) {     \
@@ -85,20 +94,12 @@ static inline __attribute__((always_inline)) int64_t *lru_set(int64_t *tags, con
 FIND_IN_ROW(1)
 FIND_IN_ROW(2)
 FIND_IN_ROW(4)
-FIND_IN_ROW(6)
-FIND_IN_ROW(8)
-FIND_IN_ROW(12)
-FIND_IN_ROW(16)
 
 static inline __attribute__((always_inline)) int find_any(const int64_t *row, int64_t ways, int64_t tag) {
     switch (ways) {
     case 1: return find_1(row, tag);
     case 2: return find_2(row, tag);
     case 4: return find_4(row, tag);
-    case 6: return find_6(row, tag);
-    case 8: return find_8(row, tag);
-    case 12: return find_12(row, tag);
-    case 16: return find_16(row, tag);
     default:
         for (int64_t w = 0; w < ways; w++)
             if (row[w] == tag) return (int)w;
@@ -114,26 +115,29 @@ static inline __attribute__((always_inline)) uint64_t fp_candidates(uint64_t wor
     return (x - LRU_BYTES) & ~x & (LRU_BYTES << 7);
 }
 
-/* Way of `tag` in a fingerprinted packed row (order, fp0, fp1, tags), or -1. */
-static inline __attribute__((always_inline)) int find_fp(const int64_t *row, int64_t ways, int64_t tag) {
+/* Way of `tag` in a row whose fingerprints start at row[1] (packed rows of 5-16 ways, linked rows) and
+ * whose tags are `t`, or -1: fingerprints propose, tags decide. */
+static inline __attribute__((always_inline)) int fp_find(const int64_t *row, const int64_t *t, int64_t ways,
+                                                        int64_t tag) {
     uint64_t b = lru_fingerprint(tag) * LRU_BYTES;
-    const int64_t *t = row + 3;
-    uint64_t m = fp_candidates((uint64_t)row[1], b);
-    if (ways < 8) m &= (1ULL << (8 * ways)) - 1;
-    while (m) {
-        int w = __builtin_ctzll(m) >> 3;
-        if (t[w] == tag) return w;
-        m &= m - 1;
-    }
-    if (ways <= 8) return -1;
-    m = fp_candidates((uint64_t)row[2], b);
-    if (ways < 16) m &= (1ULL << (8 * (ways - 8))) - 1;
-    while (m) {
-        int w = 8 + (__builtin_ctzll(m) >> 3);
-        if (t[w] == tag) return w;
-        m &= m - 1;
+    int64_t words = (ways + 7) / 8;
+    for (int64_t k = 0; k < words; k++) {
+        uint64_t m = fp_candidates((uint64_t)row[1 + k], b);
+        if (k == words - 1 && (ways & 7)) m &= (1ULL << (8 * (ways & 7))) - 1;  /* bytes of no way */
+        while (m) {
+            int w = (int)(8 * k) + (__builtin_ctzll(m) >> 3);
+            if (t[w] == tag) return w;
+            m &= m - 1;
+        }
     }
     return -1;
+}
+
+/* Set the fingerprint of way w (fingerprints start at row[1]) to tag's. */
+static inline __attribute__((always_inline)) void fp_set(int64_t *row, int w, int64_t tag) {
+    uint64_t *fw = (uint64_t *)&row[1 + (w >> 3)];
+    int sh = 8 * (w & 7);
+    *fw = (*fw & ~(0xFFULL << sh)) | (lru_fingerprint(tag) << sh);
 }
 
 /* Mask of the order word's first `ways` nibbles. */
@@ -160,23 +164,6 @@ static inline __attribute__((always_inline)) uint8_t *linked_prev(int64_t *row, 
 }
 static inline __attribute__((always_inline)) int64_t *linked_tags(int64_t *row, int64_t ways) {
     return row + 1 + linked_fp_words(ways) + linked_link_words(ways);
-}
-
-/* Way of `tag` in a linked row, or -1 (fingerprints propose, tags decide). */
-static inline int linked_find(const int64_t *row, int64_t ways, int64_t tag) {
-    uint64_t b = lru_fingerprint(tag) * LRU_BYTES;
-    const int64_t *t = linked_tags((int64_t *)row, ways);
-    int64_t words = linked_fp_words(ways);
-    for (int64_t k = 0; k < words; k++) {
-        uint64_t m = fp_candidates((uint64_t)row[1 + k], b);
-        if (k == words - 1 && (ways & 7)) m &= (1ULL << (8 * (ways & 7))) - 1;
-        while (m) {
-            int w = (int)(8 * k) + (__builtin_ctzll(m) >> 3);
-            if (t[w] == tag) return w;
-            m &= m - 1;
-        }
-    }
-    return -1;
 }
 
 /* Move way w to the most recent end of a linked row's list. */
@@ -208,11 +195,6 @@ static inline void linked_to_tail(int64_t *row, int64_t ways, int w) {
     row[0] = (int64_t)((uint64_t)head | ((uint64_t)w << 8));
 }
 
-static inline void linked_set_fp(int64_t *row, int w, int64_t tag) {
-    uint64_t *fw = (uint64_t *)&row[1 + (w >> 3)];
-    int sh = 8 * (w & 7);
-    *fw = (*fw & ~(0xFFULL << sh)) | (lru_fingerprint(tag) << sh);
-}
 
 /* The row of set `index mod sets`, for an array of W ways when W > 0 (a compile-time constant in the
  * specialised record loops: the stride folds), else of a->ways. */
@@ -226,24 +208,23 @@ static inline __attribute__((always_inline)) int64_t *lru_set_w(int64_t *tags, c
  * at compile time (then every layout test below folds away), else 0. */
 static inline __attribute__((always_inline)) int lru_lookup_row(int64_t *row, const Lru *a, int64_t tag,
                                                                 const int W) {
-    int64_t ways = W ? W : a->ways;
-    int packed = W ? W <= 16 : a->packed;
-    int fp = W ? (W > 4 && W <= 16) : a->fp;
-    if (packed) {
+    LruShape sh = lru_shape(a, W);
+    int64_t ways = sh.ways;
+    if (sh.packed) {
         uint64_t ord = (uint64_t)row[0];
-        const int64_t *t = row + (fp ? 3 : 1);
+        const int64_t *t = row + (sh.fp ? 3 : 1);
         /* the most recent way first: a hit there changes nothing (measured: most hits of streaming
          * traces and of the PSCs, found with one compare instead of a search and an order update) */
         if (t[ord & 15] == tag) return 1;
-        int w = fp ? find_fp(row, ways, tag) : find_any(t, ways, tag);
+        int w = sh.fp ? fp_find(row, t, ways, tag) : find_any(t, ways, tag);
         if (w < 0) return 0;
         row[0] = (int64_t)order_touch(ord, w, order_pos(ord, w));
         return 1;
     }
-    int linked = W ? (W > 16 && W <= LRU_LINKED_MAX) : a->linked;
-    if (linked) {
-        if (linked_tags(row, ways)[row[0] & 255] == tag) return 1;  /* the most recent way */
-        int w = linked_find(row, ways, tag);
+    if (sh.linked) {
+        const int64_t *t = linked_tags(row, ways);
+        if (t[row[0] & 255] == tag) return 1;  /* the most recent way */
+        int w = fp_find(row, t, ways, tag);
         if (w < 0) return 0;
         linked_touch(row, ways, w);
         return 1;
@@ -259,16 +240,13 @@ static inline __attribute__((always_inline)) int lru_lookup_row(int64_t *row, co
 /* Insert `tag` (known absent) into `row` as most recent, evicting the least recent of a full set. */
 static inline __attribute__((always_inline)) void lru_fill_row(int64_t *row, const Lru *a, int64_t tag,
                                                                const int W) {
-    int64_t ways = W ? W : a->ways;
-    int packed = W ? W <= 16 : a->packed;
-    int fp = W ? (W > 4 && W <= 16) : a->fp;
-    if (packed) {
+    LruShape sh = lru_shape(a, W);
+    int64_t ways = sh.ways;
+    if (sh.packed) {
         uint64_t ord = (uint64_t)row[0];
         uint64_t victim = (ord >> (4 * (ways - 1))) & 15;
-        if (fp) {
-            uint64_t *fw = (uint64_t *)&row[1 + (victim >> 3)];
-            int sh = 8 * (int)(victim & 7);
-            *fw = (*fw & ~(0xFFULL << sh)) | (lru_fingerprint(tag) << sh);
+        if (sh.fp) {
+            fp_set(row, (int)victim, tag);
             row[3 + victim] = tag;
         } else {
             row[1 + victim] = tag;
@@ -276,26 +254,15 @@ static inline __attribute__((always_inline)) void lru_fill_row(int64_t *row, con
         row[0] = (int64_t)(((ord << 4) | victim) & order_mask(ways));
         return;
     }
-    int linked = W ? (W > 16 && W <= LRU_LINKED_MAX) : a->linked;
-    if (linked) {
+    if (sh.linked) {
         int victim = (int)(((uint64_t)row[0] >> 8) & 255);
         linked_tags(row, ways)[victim] = tag;
-        linked_set_fp(row, victim, tag);
+        fp_set(row, victim, tag);
         linked_touch(row, ways, victim);
         return;
     }
     for (int64_t x = ways - 1; x > 0; x--) row[x] = row[x - 1];
     row[0] = tag;
-}
-
-static inline __attribute__((always_inline)) int lru_lookup_w(int64_t *tags, const Lru *a, uint64_t index,
-                                                              int64_t tag, const int W) {
-    return lru_lookup_row(lru_set_w(tags, a, index, W), a, tag, W);
-}
-
-static inline __attribute__((always_inline)) void lru_fill_w(int64_t *tags, const Lru *a, uint64_t index,
-                                                             int64_t tag, const int W) {
-    lru_fill_row(lru_set_w(tags, a, index, W), a, tag, W);
 }
 
 /* lru_lookup_row / lru_fill_row with the ways of the common geometries (PSCs, nested TLBs, TLB arrays
@@ -332,12 +299,13 @@ static inline __attribute__((always_inline)) void lru_fill(int64_t *tags, const 
 
 /* Invalidate: remove `tag` from its set; the other entries keep their order (MODEL.md section 9). */
 static void lru_invalidate(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {
-    int64_t *row = lru_set(tags, a, index);
+    int64_t *row = lru_set_w(tags, a, index, 0);
     int64_t ways = a->ways;
-    if (a->packed) {
-        int w = a->fp ? find_fp(row, ways, tag) : find_any(row + 1, ways, tag);
+    if (a->shape.packed) {
+        int64_t *t = row + (a->shape.fp ? 3 : 1);
+        int w = a->shape.fp ? fp_find(row, t, ways, tag) : find_any(t, ways, tag);
         if (w < 0) return;
-        row[(a->fp ? 3 : 1) + w] = -1;  /* its fingerprint may stay: an empty way never matches a tag */
+        t[w] = -1;  /* its fingerprint may stay: an empty way never matches a tag */
         /* the way leaves its position and becomes the least recent (an empty way) */
         uint64_t ord = (uint64_t)row[0];
         int p = order_pos(ord, w);
@@ -346,10 +314,11 @@ static void lru_invalidate(int64_t *tags, const Lru *a, uint64_t index, int64_t 
         row[0] = (int64_t)(moved | ((uint64_t)w << (4 * (ways - 1))));
         return;
     }
-    if (a->linked) {
-        int w = linked_find(row, ways, tag);
+    if (a->shape.linked) {
+        int64_t *t = linked_tags(row, ways);
+        int w = fp_find(row, t, ways, tag);
         if (w < 0) return;
-        linked_tags(row, ways)[w] = -1;  /* its fingerprint may stay: an empty way never matches a tag */
+        t[w] = -1;  /* its fingerprint may stay: an empty way never matches a tag */
         linked_to_tail(row, ways, w);
         return;
     }
@@ -364,17 +333,17 @@ static void lru_invalidate(int64_t *tags, const Lru *a, uint64_t index, int64_t 
 
 /* Empty every set: all ways invalid, the order 0, 1, ..., ways-1. */
 static void lru_empty(int64_t *tags, const Lru *a) {
-    if (a->packed) {
+    if (a->shape.packed) {
         uint64_t ident = 0;
         for (int64_t w = a->ways - 1; w >= 0; w--) ident = (ident << 4) | (uint64_t)w;
         for (int64_t s = 0; s < a->sets; s++) {
             int64_t *row = tags + a->off + s * a->stride;
             row[0] = (int64_t)ident;
-            for (int64_t w = 1; w < a->stride; w++) row[w] = a->fp && w < 3 ? 0 : -1;
+            for (int64_t w = 1; w < a->stride; w++) row[w] = a->shape.fp && w < 3 ? 0 : -1;
         }
         return;
     }
-    if (a->linked) {
+    if (a->shape.linked) {
         int64_t W = a->ways;
         for (int64_t s = 0; s < a->sets; s++) {
             int64_t *row = tags + a->off + s * a->stride;

@@ -53,7 +53,7 @@ static Slot *slot_insert(Slots *t, uint64_t p4) {
         }
         for (int64_t j = 0; j < t->cap; j++) {
             if (!t->e[j].key) continue;
-            uint64_t i = hash_slot(t->e[j].key, bigger.cap);
+            uint64_t i = slot_index(&bigger, t->e[j].key);
             while (bigger.e[i].key) i = (i + 1) & (uint64_t)(bigger.cap - 1);
             bigger.e[i] = t->e[j];
             bigger.cold[i] = t->cold[j];
