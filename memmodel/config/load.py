@@ -48,6 +48,9 @@ COST_KEYS = (
 #: Largest guest or host memory (bytes): the engine stores frame numbers of 4 KiB frames in 32 bits,
 #: so 2^32 x 4 KiB = 16 TiB is all it can address.
 MAX_MEMORY = (1 << 32) << 12
+#: Largest guest memory (bytes): a guest page-table entry keeps its frame + 1 in 32 bits (0 = empty), so
+#: the guest's last frame must be below 2^32 - 1: one GiB under 16 TiB, memory being whole GiB.
+MAX_GUEST_MEMORY = MAX_MEMORY - (1 << 30)
 #: Largest TLB, PSC or nested-TLB array (entries): the engine allocates every entry (a tag and an LRU
 #: stamp, about 16 bytes) when the replay starts, so 2^24 entries is already 256 MiB per array; real
 #: arrays hold at most a few thousand entries.
@@ -293,6 +296,11 @@ def _side(table: dict[str, Any], side: str, source: str, default_memory: int, al
         raise ConfigError(
             f"{source}: key '{side}.memory' = {table.get('memory')!r} is more than the model can hold; allowed: "
             "at most \"16T\" (the engine stores 4 KiB frame numbers in 32 bits: 2^32 x 4 KiB = 16 TiB)"
+        )
+    if side == "guest" and memory > MAX_GUEST_MEMORY:
+        raise ConfigError(
+            f"{source}: key 'guest.memory' = {table.get('memory')!r} is more than the model can hold; allowed: "
+            "at most \"16383G\", just under 16T (a guest page-table entry keeps its frame + 1 in 32 bits)"
         )
     fragmentation = _get(table, "fragmentation", float, source, side, default=0.0)
     if not 0.0 <= fragmentation < 1.0:

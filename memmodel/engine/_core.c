@@ -15,9 +15,11 @@
  *   Guest   the guest's page tables as a radix tree that mirrors MODEL.md section 2: the root's children
  *           (level-2 tables, identified by v >> (12 + 9 (L-1)), unbounded for non-canonical addresses)
  *           in a small hash table; every table node has 512 entries, each with an optional child table
- *           and an optional leaf mapping of the entry's size (a table may exist under an entry that
- *           holds a huge page: tables are never freed). `nmap` counts the leaf mappings below a node,
- *           so "the aligned region around v holds no mapping" is one descent.
+ *           (above the leaf level: a leaf-level table keeps no child array) and an optional leaf mapping
+ *           of the entry's size (a table may exist under an entry that holds a huge page: tables are
+ *           never freed). Nodes lie back to back in one arena, named by int32 handles. `nmap` counts
+ *           the leaf mappings below a node, so "the aligned region around v holds no mapping" is one
+ *           descent.
  *   Host    per guest-physical 4 KiB frame: the host page shift backing it (0 = unbacked), the host
  *           frame, an ever-backed flag; per 2 MiB / 1 GiB guest-physical region: backed frame counts;
  *           per host table level: a presence array (host tables are identified by gpa, bounded by
@@ -88,7 +90,7 @@ static void Engine_dealloc(Engine *e) {
     free(e->arrays);
     buddy_release_mem(&e->g.buddy);
     buddy_release_mem(&e->h.buddy);
-    free(e->g.nodes);
+    free(e->g.arena);
     free(e->g.root.keys);
     free(e->g.root.vals);
     free(e->h.shift);
@@ -137,6 +139,10 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     P("guest_zeroing", gz); P("guest_frames", gf); P("guest_passthrough", gunmap); P("guest_random", grand);
     P("host_levels", hl); P("host_shift", hp); P("host_zeroing", hz); P("host_random", hrand);
     P("ntlb", ntlb); P("outcomes", outcomes);
+    if (gf >= (1LL << 32)) {  /* guest page-table entries hold a frame + 1 in 32 bits (state.h, Node) */
+        PyErr_Format(PyExc_ValueError, "guest_frames = %lld: guest memory must be below 16 TiB (2^32 frames)", gf);
+        return -1;
+    }
     {
         PyObject *o = PyDict_GetItemString(params, "guest_seed");
         if (!o) { PyErr_SetString(PyExc_KeyError, "guest_seed"); return -1; }
@@ -317,7 +323,7 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     int st = ST_OK;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
-    Hot hot = {0, e->to_snapshot};
+    Hot hot = {0, e->to_snapshot, 1};
     uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
@@ -341,9 +347,13 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
             ic = r.icount ? r.icount[i] : 0;
         }
         /* prefetch a coming record's slot unless the last translation hit the L1 (then the next one
-         * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions) */
-        if (e->last_counter != C_L1_HITS && i + SLOT_PREFETCH < r.n)
-            slot_prefetch(&e->slots, r.gva[i + SLOT_PREFETCH] >> 12);
+         * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions),
+         * and while pages fault, its guest leaf-table entry too */
+        if (hot.missed && i + SLOT_PREFETCH < r.n) {
+            uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
+            slot_prefetch(&e->slots, ahead);
+            if (e->faulting) guest_leaf_prefetch(&e->g, ahead << 12);
+        }
         instructions += ic;
         if (ic && (st = ticks(e, ic))) break;
         if (k == KIND_I) {

@@ -235,6 +235,7 @@ def test_compare_refuses_a_trace_with_0_translations(no_data: Path, tmp_path: Pa
 @pytest.mark.parametrize(("toml", "needles"), [
     ('[host]\nmemory = "1048576T"\n', ("host.memory", "16T", "32 bits")),
     ('[guest]\nmemory = "17T"\n', ("guest.memory", "16T")),
+    ('[guest]\nmemory = "16T"\n', ("guest.memory", "16383G", "32 bits")),
     ('[[tlb.l1]]\npage_sizes = ["4K"]\nentries = 4294967296\nways = 4\n', ("tlb.l1.entries", "2^24")),
     ('[host]\nmemory = "' + "9" * 5000 + 'G"\n', ("host.memory", "too large")),
     ("[guest]\nseed = " + "9" * 5000 + "\n", ("not valid TOML",)),

@@ -96,6 +96,54 @@ def test_a_store_is_compacted_once_then_read_from_the_cache(tmp_path: Path, monk
     assert int(sum(b["icount"].sum() for b in second)) + int(sum((b["kind"] == 0).sum() for b in second)) == 2000
 
 
+def test_a_cached_entry_is_mapped_once_per_process_until_dropped(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import memmodel.trace.compact as compact
+
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compact, "_MAPPED", {})
+    opened: list[Path] = []  # entries found on disk, opened and mapped
+    load_files = compact._load_files
+
+    def counting(entry: Path) -> dict[str, np.ndarray] | None:
+        arrays = load_files(entry)
+        if arrays is not None:
+            opened.append(entry)
+        return arrays
+
+    monkeypatch.setattr(compact, "_load_files", counting)
+    a = arrays([("L", 0x10000 + 64 * i, 8) for i in range(500)])
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    computed = list(cached_compact_batches(store, "abc", packed=True))  # computed and written, not mapped
+    assert opened == []
+    runs = [list(cached_compact_batches(store, "abc", packed=True)) for _ in range(3)]
+    assert len(opened) == 1  # the files were found, opened and mapped once
+    for run in runs:
+        assert all(np.array_equal(x[c], y[c]) for x, y in zip(run, computed, strict=True) for c in x)
+    compact.drop_cached("abc")  # a damaged entry is forgotten with its files...
+    assert not list((tmp_path / "cache").iterdir())
+    list(cached_compact_batches(store, "abc", packed=True))  # ...so the next replay recomputes it
+    assert len(opened) == 1 and len(list((tmp_path / "cache").iterdir())) == 1
+    list(cached_compact_batches(store, "abc", packed=True))  # and the one after maps the new files
+    assert len(opened) == 2
+
+
+def test_the_mapped_entries_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import memmodel.trace.compact as compact
+
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compact, "_MAPPED", {})
+    a = arrays([("L", 0x10000 + 64 * i, 8) for i in range(50)])
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    for i in range(compact._MAPPED_MAX + 3):
+        list(cached_compact_batches(store, f"k{i}"))  # computes entry k{i}
+        list(cached_compact_batches(store, f"k{i}"))  # maps it
+    assert len(compact._MAPPED) == compact._MAPPED_MAX
+    assert str(compact.cache_dir() / f"replay-v{compact.CACHE_VERSION}-k{compact._MAPPED_MAX + 2}") in compact._MAPPED
+
+
 def test_an_unwritable_cache_only_costs_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")

@@ -12,11 +12,11 @@ static int guest_region_free(const Guest *g, uint64_t v, int s) {
     int k = leaf_level(L, s);
     int64_t t = table_of(g, v, k);
     if (t < 0) return 1;
-    const Node *node = &g->nodes[t];
+    const Node *node = node_at(g, t);
     int idx = (int)((v >> s) & 511);
     if (node->map[idx]) return 0;
     int32_t c = node->child[idx];
-    return c < 0 || g->nodes[c].nmap == 0;
+    return c < 0 || node_at(g, c)->nmap == 0;
 }
 
 /* A guest table at level k covering v, allocated (zeroed, host-touched) when missing. */
@@ -30,12 +30,12 @@ static int guest_table(Engine *e, uint64_t v, int k, int64_t *out) {
     if (frame < 0) return ST_OOM_GUEST;
     e->C[C_GUEST_PT_PAGES]++;
     int64_t idx;
-    if (!node_new(g, frame, &idx)) return ST_NOMEM;
+    if (!node_new(g, frame, k == L, &idx)) return ST_NOMEM;
     if (k == 2) {
         if (hash_put(&g->root, v >> entry_shift(L, 1), idx) != ST_OK) return ST_NOMEM;
     } else {
         int64_t parent = table_of(g, v, k - 1);
-        g->nodes[parent].child[(v >> entry_shift(L, k - 1)) & 511] = (int32_t)idx;
+        node_at(g, parent)->child[(v >> entry_shift(L, k - 1)) & 511] = (int32_t)idx;
     }
     if (e->p.virt) {
         int st = host_touch(e, frame, 1);
@@ -50,14 +50,15 @@ static void guest_count_path(Guest *g, uint64_t v, int k, int64_t delta) {
     int L = g->levels;
     int64_t n = hash_get(&g->root, v >> entry_shift(L, 1));
     for (int lvl = 2; lvl <= k && n >= 0; lvl++) {
-        g->nodes[n].nmap += delta;
-        if (lvl < k) n = g->nodes[n].child[(v >> entry_shift(L, lvl)) & 511];
+        node_at(g, n)->nmap += delta;
+        if (lvl < k) n = node_at(g, n)->child[(v >> entry_shift(L, lvl)) & 511];
     }
 }
 
-/* Guest fault at v (unmapped). One descent from the root allocates the missing tables top-down and
- * records the path: path[k] = node index of the level-k table covering v (k = 2..leaf); *gs_out and
- * *gframe_out give v's new mapping (its shift and 4 KiB guest frame). */
+/* Guest fault at v (unmapped). `path` comes from guest_find's descent of v (path[k] = the level-k table
+ * covering v, -1 below the deepest that exists); the missing tables are allocated top-down and added to
+ * it, so path[k] covers k = 2..leaf on return; *gs_out and *gframe_out give v's new mapping (its shift
+ * and 4 KiB guest frame). */
 static int guest_fault(Engine *e, uint64_t v, int refault, int64_t *path, int *gs_out, int64_t *gframe_out) {
     Guest *g = &e->g;
     int L = g->levels;
@@ -70,18 +71,17 @@ static int guest_fault(Engine *e, uint64_t v, int refault, int64_t *path, int *g
     if (s == 0) return ST_OOM_GUEST;
     int leaf = leaf_level(L, s);
     for (int k = 2; k <= leaf; k++) {
-        int64_t n = k == 2 ? hash_get(&g->root, v >> entry_shift(L, 1))
-                           : g->nodes[path[k - 1]].child[(v >> entry_shift(L, k - 1)) & 511];
+        int64_t n = path[k];  /* guest_find found it, or it is missing (no second descent) */
         if (n < 0) {
             /* a missing table: allocated (and zeroed by the guest), linked, host-touched */
             int64_t frame = buddy_alloc(&g->buddy, 0);
             if (frame < 0) return ST_OOM_GUEST;
             e->C[C_GUEST_PT_PAGES]++;
-            if (!node_new(g, frame, &n)) return ST_NOMEM;
+            if (!node_new(g, frame, k == L, &n)) return ST_NOMEM;
             if (k == 2) {
                 if (hash_put(&g->root, v >> entry_shift(L, 1), n) != ST_OK) return ST_NOMEM;
             } else {
-                g->nodes[path[k - 1]].child[(v >> entry_shift(L, k - 1)) & 511] = (int32_t)n;
+                node_at(g, path[k - 1])->child[(v >> entry_shift(L, k - 1)) & 511] = (int32_t)n;
             }
             if (e->p.virt) {
                 int st = host_touch(e, frame, 1);
@@ -92,8 +92,8 @@ static int guest_fault(Engine *e, uint64_t v, int refault, int64_t *path, int *g
     }
     int64_t data = buddy_alloc(&g->buddy, s - 12);
     if (data < 0) return ST_OOM_GUEST;
-    g->nodes[path[leaf]].map[(v >> s) & 511] = data + 1;
-    for (int k = 2; k <= leaf; k++) g->nodes[path[k]].nmap++;
+    node_at(g, path[leaf])->map[(v >> s) & 511] = (uint32_t)(data + 1);
+    for (int k = 2; k <= leaf; k++) node_at(g, path[k])->nmap++;
     e->C[C_GUEST_FAULTS]++;
     e->C[C_GUEST_PAGES_4K + (s - 12) / 9]++;
     if (s < g->pshift) e->C[C_GUEST_FALLBACKS]++;

@@ -138,15 +138,15 @@ static int guest_split(Engine *e, uint64_t x) {
     int L = g->levels;
     int ns = s - 9;
     int k = leaf_level(L, ns);       /* the table that will hold the smaller pages */
-    int64_t data = g->nodes[n].map[idx] - 1;
+    int64_t data = node_at(g, n)->map[idx] - 1;
     uint64_t base = (x >> s) << s;
     int64_t t;
     int st = guest_table(e, base, k, &t);
     if (st) return st;
-    g->nodes[n].map[idx] = 0;  /* n is still valid: guest_table may have realloc'ed, re-index below */
-    Node *child = &e->g.nodes[t];
+    node_at(g, n)->map[idx] = 0;  /* n is still valid: guest_table may have realloc'ed, re-index below */
+    Node *child = node_at(&e->g, t);
     int64_t step = (int64_t)1 << (ns - 12);
-    for (int i = 0; i < 512; i++) child->map[i] = data + i * step + 1;
+    for (int i = 0; i < 512; i++) child->map[i] = (uint32_t)(data + i * step + 1);
     /* nmap: the path to the old entry loses one mapping, the child table gains 512 */
     child->nmap += 512;
     guest_count_path(g, base, k - 1, 511);
@@ -173,7 +173,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
         if (b >= cx->q) break;
         u128 end = b + span;
         if (end <= cx->p) continue;
-        Node *node = &g->nodes[n];
+        Node *node = node_at(g, n);
         if (node->map[i]) {
             int64_t data = node->map[i] - 1;
             if (cx->passthrough) {
@@ -194,7 +194,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
                 e->C[C_GUEST_RESIDENT_BYTES] -= 1ULL << es;
                 cx->changed = 1;
             }
-        } else if (node->child[i] >= 0 && g->nodes[node->child[i]].nmap > 0 && k < L) {
+        } else if (k < L && node->child[i] >= 0 && node_at(g, node->child[i])->nmap > 0) {
             int st = guest_visit(e, node->child[i], k + 1, (uint64_t)b, cx);
             if (st) return st;
         }
@@ -225,7 +225,7 @@ static int guest_range(Engine *e, ReleaseCtx *cx) {
     int st = ST_OK;
     for (int64_t i = 0; i < n_ids && st == ST_OK; i++) {
         int64_t n = hash_get(&g->root, ids[i]);
-        if (g->nodes[n].nmap > 0) st = guest_visit(e, n, 2, (uint64_t)((u128)ids[i] << top), cx);
+        if (node_at(g, n)->nmap > 0) st = guest_visit(e, n, 2, (uint64_t)((u128)ids[i] << top), cx);
     }
     free(ids);
     return st;

@@ -84,7 +84,8 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     int64_t gframe = 0, node = -1;
     int idx = 0;
     int gs = guest_find(g, v, path, &node, &idx);
-    if (gs) gframe = g->nodes[node].map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (gs - 12)) - 1));
+    e->faulting = gs == 0;
+    if (gs) gframe = node_at(g, node)->map[idx] - 1 + (int64_t)((v >> 12) & ((1ULL << (gs - 12)) - 1));
     if (gs == 0) {
         int st = guest_fault(e, v, refault, path, &gs, &gframe);
         if (st) return st;
@@ -105,7 +106,7 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
         *slot_io = slot;
     }
     SlotCold *cold = cold_of(&e->slots, slot);
-    cold->gframe = gframe;
+    cold->gframe = (uint32_t)gframe;
     slot->gs = (uint8_t)gs;
     slot->gleaf = (uint8_t)leaf_level(L, gs);
     slot->es = (uint8_t)es;
@@ -113,7 +114,7 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     /* the guest tables on the page's path (levels 2..leaf(gs)): tables are never freed, and a page
      * whose size changes gets a new generation, so these stay right while the slot is current */
     int G = leaf_level(L, gs);
-    for (int j = 2; j <= G; j++) cold->tbl[j - 2] = g->nodes[path[j]].gframe;
+    for (int j = 2; j <= G; j++) cold->tbl[j - 2] = (uint32_t)node_at(g, path[j])->gframe;
     return ST_OK;
 }
 

@@ -41,6 +41,8 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
     if (slot == NULL || slot->gen != e->gen) {
         st = resolve(e, p4, &slot);
         if (st) return st;
+    } else {
+        e->faulting = 0;
     }
     int es = slot->es;
     int code = (es - 12) / 9;
@@ -99,12 +101,14 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         if (lru_lookup_row(row1, a1, tag4, W1)) {
             /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
             hot->l1_hits++;
+            hot->missed = 0;
             e->last_p4 = p4;
             e->last_counter = C_L1_HITS;
             if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
             goto counted;
         }
     }
+    hot->missed = 1;
     if (l2_4k >= 0) {
         a2 = &e->arrays[l2_4k];
         row2 = lru_set_w(e->tags, a2, p4, W2);
@@ -123,6 +127,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * same steps as translate_full's walk branch, without its call and its lookups by size) */
         Slot *slot = slot_find(&e->slots, p4);
         if (slot != NULL && slot->gen == e->gen) {
+            e->faulting = 0;
             walk(e, slot, p4);
             /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
              * rows found above are still the sets to fill */
