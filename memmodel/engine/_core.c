@@ -63,6 +63,7 @@ typedef unsigned __int128 u128;
 
 /* The model, by concern (each header states what it holds): */
 #include "core/defs.h"
+#include "core/mem.h"
 #include "core/lru.h"
 #include "core/buddy.h"
 #include "core/state.h"
@@ -90,7 +91,7 @@ static void Engine_dealloc(Engine *e) {
     free(e->arrays);
     buddy_release_mem(&e->g.buddy);
     buddy_release_mem(&e->h.buddy);
-    free(e->g.arena);
+    state_free(e->g.arena, (size_t)e->g.arena_cap);
     free(e->g.root.keys);
     free(e->g.root.vals);
     free(e->h.shift);
@@ -99,8 +100,8 @@ static void Engine_dealloc(Engine *e) {
     free(e->h.occ2m);
     free(e->h.occ1g);
     for (int k = 0; k < 6; k++) free(e->h.tbl[k]);
-    free(e->slots.e);
-    free(e->slots.cold);
+    state_free(e->slots.e, (size_t)e->slots.cap * sizeof(Slot));
+    state_free(e->slots.cold, (size_t)e->slots.cap * sizeof(SlotCold));
     free(e->series);
     free(e->outcomes);
     free(e->outcome_shifts);

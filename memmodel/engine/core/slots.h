@@ -7,8 +7,8 @@
  * Slots: what a 4 KiB virtual page's translations need
  * -------------------------------------------------------------------------------------------*/
 static int slots_init(Slots *t, int64_t cap) {
-    t->e = (Slot *)calloc((size_t)cap, sizeof(Slot));
-    t->cold = (SlotCold *)malloc((size_t)cap * sizeof(SlotCold));
+    t->e = (Slot *)state_alloc((size_t)cap * sizeof(Slot));
+    t->cold = (SlotCold *)state_alloc((size_t)cap * sizeof(SlotCold));
     t->cap = cap;
     t->shift = 64 - __builtin_ctzll((uint64_t)cap);
     t->used = 0;
@@ -47,8 +47,8 @@ static Slot *slot_insert(Slots *t, uint64_t p4) {
     if (2 * (t->used + 1) > t->cap) {
         Slots bigger;
         if (slots_init(&bigger, t->cap * 2) != ST_OK) {
-            free(bigger.e);
-            free(bigger.cold);
+            state_free(bigger.e, (size_t)bigger.cap * sizeof(Slot));
+            state_free(bigger.cold, (size_t)bigger.cap * sizeof(SlotCold));
             return NULL;
         }
         for (int64_t j = 0; j < t->cap; j++) {
@@ -59,8 +59,8 @@ static Slot *slot_insert(Slots *t, uint64_t p4) {
             bigger.cold[i] = t->cold[j];
         }
         bigger.used = t->used;
-        free(t->e);
-        free(t->cold);
+        state_free(t->e, (size_t)t->cap * sizeof(Slot));
+        state_free(t->cold, (size_t)t->cap * sizeof(SlotCold));
         *t = bigger;
     }
     uint64_t k = p4 + 1;

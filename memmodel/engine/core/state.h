@@ -202,7 +202,7 @@ static Node *node_new(Guest *g, int64_t gframe, int leaf, int64_t *index) {
         int64_t cap = g->arena_cap ? g->arena_cap * 2 : (int64_t)1 << 16;
         while (cap < g->arena_used + bytes) cap *= 2;
         if (cap / NODE_UNIT > INT32_MAX) return NULL;
-        uint8_t *bigger = (uint8_t *)realloc(g->arena, (size_t)cap);
+        uint8_t *bigger = (uint8_t *)state_grow(g->arena, (size_t)g->arena_cap, (size_t)cap);
         if (!bigger) return NULL;
         g->arena = bigger;
         g->arena_cap = cap;
