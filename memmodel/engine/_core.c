@@ -349,11 +349,11 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         }
         /* prefetch a coming record's slot unless the last translation hit the L1 (then the next one
          * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions),
-         * and while pages fault, its guest leaf-table entry too */
+         * and while pages need resolving, its guest leaf-table entry too */
         if (hot.missed && i + SLOT_PREFETCH < r.n) {
             uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
-            slot_prefetch(&e->slots, ahead);
-            if (e->faulting) guest_leaf_prefetch(&e->g, ahead << 12);
+            slot_prefetch(&e->slots, ahead, e->p.virt);
+            if (e->resolving) guest_leaf_prefetch(&e->g, ahead << 12);
         }
         instructions += ic;
         if (ic && (st = ticks(e, ic))) break;

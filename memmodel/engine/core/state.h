@@ -177,9 +177,9 @@ typedef struct {
     int l1_4k, l2_4k;        /* only_4k: the L1 / L2 arrays of 4 KiB entries (or -1); else both -1 */
     int64_t to_snapshot;     /* translations until the next time-series row */
     int report_dirty;        /* a guest free or a host fault since the last reporting pass */
-    int faulting;            /* the last page resolved or walked was a guest fault: the coming pages are
-                              * likely first touches too, and the record loop prefetches their guest
-                              * leaf-table entries as well as their slots */
+    int resolving;           /* the last page walked had to be resolved (a first touch, or a stale slot after
+                              * a release): the coming pages likely do too, so the record loop prefetches
+                              * their guest leaf-table entries as well as their slots */
     int64_t *series;
     int64_t series_rows, series_cap;
     uint8_t *outcomes, *outcome_shifts;

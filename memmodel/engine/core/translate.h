@@ -42,7 +42,7 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
         st = resolve(e, p4, &slot);
         if (st) return st;
     } else {
-        e->faulting = 0;
+        e->resolving = 0;
     }
     int es = slot->es;
     int code = (es - 12) / 9;
@@ -127,7 +127,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * same steps as translate_full's walk branch, without its call and its lookups by size) */
         Slot *slot = slot_find(&e->slots, p4);
         if (slot != NULL && slot->gen == e->gen) {
-            e->faulting = 0;
+            e->resolving = 0;
             walk(e, slot, p4);
             /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
              * rows found above are still the sets to fill */
