@@ -23,7 +23,7 @@ class ConfigKeyError(ConfigError):
 
 
 class OutOfMemoryError(MemmodelError):
-    """The modelled guest or host memory ran out (MODEL.md section 2): names the side and the config.
+    """The modelled guest or host memory ran out (docs/model.md section 2): names the side and the config.
 
     The engine knows the config's name; the CLI, which knows the file that was passed, appends it.
     """

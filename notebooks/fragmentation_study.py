@@ -12,7 +12,7 @@
 # # memctl vs baseline as host fragmentation grows
 #
 # The host's memory starts with a fraction *f* of its 2 MiB blocks broken by one unmovable 4 KiB frame
-# (MODEL.md §2, `[host] fragmentation`). When the host cannot find a free 2 MiB block it backs guest
+# (docs/model.md §2, `[host] fragmentation`). When the host cannot find a free 2 MiB block it backs guest
 # memory with 4 KiB pages: TLB entries splinter to 4K, walks get longer, and there are 512× more host
 # faults. This notebook sweeps *f* from 0 to 0.9 — and on to 0.999, where the effect shows — for
 # `baseline-thp` and `memctl-2m` on the shipped pointer-chase trace (32 MiB touched at random).

@@ -12,7 +12,7 @@
 # # memmodel quickstart: ingest a trace, simulate, compare baseline vs memctl, plot
 #
 # 1. **ingest** a real trace (a shipped Valgrind lackey trace) into the Parquet trace store;
-# 2. **simulate**: replay it through configs and get the exact counters (MODEL.md §6) as a polars DataFrame;
+# 2. **simulate**: replay it through configs and get the exact counters (docs/model.md §6) as a polars DataFrame;
 # 3. **compare**: each memctl config next to the baseline its preset declares (memctl-2m vs
 #    baseline-thp, memctl-4k vs baseline-4k), with estimated costs per access and per 1000 instructions;
 # 4. **plots**: plotly figures you can restyle, and the self-contained HTML report.
@@ -57,7 +57,7 @@ print("distinct data pages:", info["pages"]["data"], "footprint:", info["footpri
 # %% [markdown]
 # ## 2. Simulate: exact counters
 # `run` replays the trace once per config (the trace is parsed once); `runs_to_frame` gives one row per
-# (trace, config) with every MODEL.md §6 counter and derived rates.
+# (trace, config) with every docs/model.md §6 counter and derived rates.
 
 # %%
 runs = run(store, list(DEFAULT_CONFIGS), window=10_000)

@@ -5,7 +5,7 @@
  * states the rule: an LRU array of `ways` ways per set hits a reference exactly when d < ways).
  *
  * Per reference (only the first translation of a run; the repeats are hits at any capacity):
- *   tag = (vpn << 2) | (es - 12) / 9, vpn = p4 >> (es - 12), set = vpn mod sets (MODEL.md section 3).
+ *   tag = (vpn << 2) | (es - 12) / 9, vpn = p4 >> (es - 12), set = vpn mod sets (docs/model.md section 3).
  *   d   = number of distinct tags of the same set referenced since the previous reference to tag
  *       = number of live markers after the tag's last position in its set's timeline.
  *

@@ -3,7 +3,7 @@
 >>> from memmodel.analysis.compare import compare
 >>> df = compare("traces/pchase.lackey.xz", baseline="baseline-thp")  # doctest: +SKIP
 
-Counter columns are the exact MODEL.md section 6 values; ``est_*`` columns are estimates
+Counter columns are the exact docs/model.md section 6 values; ``est_*`` columns are estimates
 (:mod:`memmodel.analysis.costs`); ``*_vs_base`` columns divide each metric by the baseline
 config's value on the same trace (null where the baseline's value is 0 or missing).
 """

@@ -263,7 +263,7 @@ def estimate(
     """Estimate the time costs of one run from its exact counters.
 
     Args:
-        counters: MODEL.md section 6 counters of the run.
+        counters: docs/model.md section 6 counters of the run.
         cost: per-event costs.
         guest_zeroing: whether the guest (or native kernel) zeroes data pages (``guest.zeroing``).
         host_zeroing: whether the host zeroes data pages (``host.zeroing``; host counters are 0 when native).

@@ -13,7 +13,7 @@ narrower, and this module does exactly that (research notes sampling.md sections
   every method of :mod:`memmodel.analysis.sample`. Interval: exact binomial, walks W with k sampled
   at rate 1/period (k ~ Binomial(W, 1/period); inverted with Clopper-Pearson tail conditions),
   intersected with the sure cold-miss lower bound (distinct entries seen). ``walk_loads``: bracket
-  [walks_low * cheapest walk, walks_high * dearest walk] (all PSC/nested-TLB hits vs none, MODEL.md
+  [walks_low * cheapest walk, walks_high * dearest walk] (all PSC/nested-TLB hits vs none, docs/model.md
   section 4); no point.
 * **bounds** (larger or mixed target entries, other TLB arrays, other invalidations): no point estimate.
   Lower bound: distinct target entries seen (each takes one cold walk); the Chao1 richness
@@ -223,7 +223,7 @@ def fixed_entry_shift(cfg: ModelConfig) -> int | None:
 
 
 def preferred_entry_shift(cfg: ModelConfig) -> int:
-    """``es = min(gs, hs)`` with both sides at their preferred page size (MODEL.md section 3)."""
+    """``es = min(gs, hs)`` with both sides at their preferred page size (docs/model.md section 3)."""
     return min(cfg.guest.page_shift, cfg.host.page_shift) if cfg.virtualized else cfg.guest.page_shift
 
 
@@ -243,7 +243,7 @@ def no_fallbacks(cfg: ModelConfig, footprint_pages: int | None) -> bool:
 
 
 def walk_cost_bounds(cfg: ModelConfig, gs: int, hs: int) -> tuple[int, int]:
-    """(cheapest, dearest) page-table loads of one walk with guest page shift gs, host shift hs (MODEL.md s4).
+    """(cheapest, dearest) page-table loads of one walk with guest page shift gs, host shift hs (docs/model.md s4).
 
     Cheapest: the deepest configured guest PSC hits and every host translation hits the nested TLB (or
     its deepest host PSC). Dearest: no PSC or nested-TLB hit, ``(G+1)(H+1) - 1`` (``G`` when native).

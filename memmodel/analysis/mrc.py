@@ -1,6 +1,6 @@
 """One-pass miss-ratio curves of LRU TLB arrays (Mattson stack distances, per set).
 
-An LRU array with ``sets`` sets and ``ways`` ways (MODEL.md section 3: true LRU, set index
+An LRU array with ``sets`` sets and ``ways`` ways (docs/model.md section 3: true LRU, set index
 ``vpn mod sets``, tag ``(es, vpn)``) hits a translation exactly when, inside the translation's set,
 fewer than ``ways`` distinct other tags were referenced since the previous reference to the same tag
 (the LRU inclusion property, applied to each set separately). So one pass that records, for every
@@ -19,7 +19,7 @@ Design (documented decision):
   ``memmodel compare --mrc`` needs no replay of its own: it reads the outcomes of the compare's
   replays (:class:`CompareCurves`).
 * **Tags** are ``(es, vpn = p4 >> (es - 12))``, the tag the engine uses. An array that lists only some
-  page sizes sees only the translations of those sizes (the others are skipped, as MODEL.md says for a
+  page sizes sees only the translations of those sizes (the others are skipped, as docs/model.md says for a
   level with no array for ``es``); they are reported in ``skipped`` and are not misses.
 * **Runs.** Consecutive translations of one 4 KiB page form a run (:func:`translations_to_runs`);
   after the first translation of a run its entry is the most recent one of its set, so the repeats are
@@ -81,7 +81,7 @@ class TranslationStream:
 
     @property
     def translations(self) -> int:
-        """Total translations (MODEL.md ``accesses``)."""
+        """Total translations (docs/model.md ``accesses``)."""
         return int(self.counts.sum())
 
     def shifts(self) -> tuple[int, ...]:
@@ -144,7 +144,7 @@ class StackPass:
 
     Args:
         page_shifts: page sizes (shifts 12/21/30) the array holds; runs of other sizes are ``skipped``.
-        sets: number of sets (>= 1); set index = ``vpn mod sets`` (MODEL.md section 3).
+        sets: number of sets (>= 1); set index = ``vpn mod sets`` (docs/model.md section 3).
     """
 
     def __init__(self, page_shifts: Iterable[int], sets: int = 1) -> None:
@@ -186,7 +186,7 @@ def stack_histogram(stream: TranslationStream, page_shifts: Iterable[int], sets:
     Args:
         stream: the translation stream (see :func:`translation_stream`).
         page_shifts: page sizes (shifts 12/21/30) the array holds.
-        sets: number of sets (>= 1); set index = ``vpn mod sets`` (MODEL.md section 3).
+        sets: number of sets (>= 1); set index = ``vpn mod sets`` (docs/model.md section 3).
     """
     sp = StackPass(page_shifts, sets)
     sp.feed(stream.p4, stream.es, stream.counts)
@@ -280,7 +280,7 @@ def translation_stream(trace: TraceLike, cfg: ModelConfig, batch_rows: int = 1 <
     """Read ``trace`` once, replaying it through ``cfg`` (mapping only) and keeping its collapsed runs.
 
     Stack distances assume a TLB whose contents change only by lookups and fills. The memory lifecycle
-    breaks that (MODEL.md v2: ``U`` records invalidate or flush entries and change page sizes; free page
+    breaks that (docs/model.md v2: ``U`` records invalidate or flush entries and change page sizes; free page
     reporting flushes), so a trace with ``U`` records or a config with free page reporting is refused
     rather than given a curve that is not exact. The stream is held in memory (16 bytes and 1 byte per
     run); :func:`miss_ratio_curves` streams instead.

@@ -5,7 +5,7 @@ recorded on a machine that runs the native config: a subset of the *translations
 outcome (L1 hit / L2 hit / walk) and the size of the TLB entry that served it. Estimators
 (:mod:`memmodel.analysis.estimate`) can then be validated on data whose truth is known.
 
-Sampling unit: one translation (MODEL.md section 1). An ``L``/``S``/``M`` record makes one translation; an
+Sampling unit: one translation (docs/model.md section 1). An ``L``/``S``/``M`` record makes one translation; an
 access that straddles a 4 KiB boundary makes two, and each of the two is a separate sampling unit with
 its own index. A sampled first half becomes the record ``(kind, gva, bytes up to the page end)``, a
 sampled second half ``(kind, start of the last page, bytes from there to the access end)``: every sample
@@ -77,7 +77,7 @@ class LatencyFilter:
 
 
 def expand_translations(kind: np.ndarray, gva: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Records -> one row per translation, in trace order (MODEL.md section 1).
+    """Records -> one row per translation, in trace order (docs/model.md section 1).
 
     Args:
         kind: uint8 codes (0 I, 1 L, 2 S, 3 M, 4 U).

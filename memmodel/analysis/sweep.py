@@ -1,7 +1,7 @@
 """Parameter sweeps: the cross product of traces x configs x grid values, on any executor.
 
 A **point** is ``(trace path, config spec, overrides)``; :func:`run_point` turns it into one result row
-(trace, config, every grid key, every MODEL.md section 6 counter exactly, derived metrics). The driver
+(trace, config, every grid key, every docs/model.md section 6 counter exactly, derived metrics). The driver
 (:func:`sweep`) is written against :class:`concurrent.futures.Executor`, so the same code runs on
 
 * a local process pool (default; ``ProcessPoolExecutor`` with the ``forkserver``/``spawn`` context),

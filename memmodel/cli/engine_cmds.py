@@ -77,7 +77,7 @@ def simulate(
         None, "--cost", metavar="FILE", help="A TOML file with a \\[cost] table (e.g. from `memmodel calibrate`) "
         "applied to every config; it changes only the estimated seconds (est_*), never a counter."),
 ) -> None:
-    """Replay traces through configs of the canonical model (MODEL.md) and print exact counters."""
+    """Replay traces through configs of the canonical model (docs/model.md) and print exact counters."""
     with user_errors():
         from memmodel.analysis.api import runs_to_json
 
@@ -225,7 +225,7 @@ def _print_table(runs: list) -> None:
 
     sampled = sampled_traces(runs)
     for trace, trace_runs in by_trace.items():
-        what = f"every number is a {SAMPLED_LABEL}" if trace in sampled else "exact counters (MODEL.md §6)"
+        what = f"every number is a {SAMPLED_LABEL}" if trace in sampled else "exact counters (docs/model.md §6)"
         table = Table(title=f"{trace}: {what}", title_justify="left")
         table.add_column("counter")
         for r in trace_runs:

@@ -1,6 +1,6 @@
 """Reading configs: TOML files and shipped presets -> validated :class:`ModelConfig`.
 
-Resolution (MODEL.md section 5): a config may name a CPU preset with ``cpu = "..."``; the preset's
+Resolution (docs/model.md section 5): a config may name a CPU preset with ``cpu = "..."``; the preset's
 ``tlb.l1``, ``tlb.l2``, ``psc.guest``, ``psc.host`` and ``ntlb`` tables are the starting point, and a
 table given inline replaces the preset's table of the same name as a whole. A ``--cpu`` override
 replaces the config's ``cpu`` before that resolution.
@@ -129,7 +129,7 @@ def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None = None) -> ModelConfig:
-    """Validate a parsed TOML document (MODEL.md section 5) and resolve its CPU preset.
+    """Validate a parsed TOML document (docs/model.md section 5) and resolve its CPU preset.
 
     Args:
         raw: the TOML document as a dict.
@@ -324,7 +324,7 @@ def _choice(table: dict[str, Any], key: str, allowed: tuple[str, ...], source: s
 
 
 def _balloon(table: dict[str, Any], source: str) -> BalloonConfig:
-    """The ``[balloon]`` table (MODEL.md v2 sections 5 and 8)."""
+    """The ``[balloon]`` table (docs/model.md v2 sections 5 and 8)."""
     _check_keys(table, _BALLOON_KEYS, "balloon", source)
     reporting = _get(table, "reporting", bool, source, "balloon", default=False)
     default = BalloonConfig()

@@ -1,4 +1,4 @@
-"""Configs of the canonical model (MODEL.md section 5): frozen, validated dataclasses and their TOML form.
+"""Configs of the canonical model (docs/model.md section 5): frozen, validated dataclasses and their TOML form.
 
 A config says which machine is modelled: whether it is virtualized, the guest and host sides
 (paging levels, preferred page size, zeroing, memory, pre-existing fragmentation) and the
@@ -69,9 +69,9 @@ class SideConfig:
         zeroing: whether this side zeroes the data pages it faults in.
         memory: physical memory of this side in bytes (a multiple of 1 GiB).
         fragmentation: fraction in [0, 1) of 2 MiB blocks broken by one unmovable 4 KiB frame.
-        seed: seed of the fragmentation pattern (MODEL.md section 2).
+        seed: seed of the fragmentation pattern (docs/model.md section 2).
         prealloc: host only: back all guest memory at start-up.
-        placement: which free block an allocation takes (MODEL.md section 2): ``"lowest"`` address,
+        placement: which free block an allocation takes (docs/model.md section 2): ``"lowest"`` address,
             or ``"random"`` (the k-th lowest, k drawn from splitmix64 of the seed and the allocation count).
         unmap: guest only (v2, section 7): ``"free"`` (the guest releases unmapped ranges and frees their
             frames) or ``"passthrough"`` (memctl: the guest passes the range to the host, which discards it).
@@ -93,7 +93,7 @@ class SideConfig:
 DEFAULT_COMPARE_CONFIGS: Final = ("native-thp", "baseline-4k", "baseline-thp", "baseline-thp-fpr", "memctl-4k",
                                   "memctl-2m")
 
-#: Allowed values of the v2 keys (MODEL.md section 5).
+#: Allowed values of the v2 keys (docs/model.md section 5).
 PLACEMENTS: Final = ("lowest", "random")
 UNMAP_MODES: Final = ("free", "passthrough")
 DEFAULT_REPORT_INTERVAL: Final = 1_000_000
@@ -102,7 +102,7 @@ DEFAULT_REPORT_ORDER: Final = 9
 
 @dataclass(frozen=True)
 class BalloonConfig:
-    """virtio-balloon free page reporting (MODEL.md v2 section 8; virtualized configs only).
+    """virtio-balloon free page reporting (docs/model.md v2 section 8; virtualized configs only).
 
     Attributes:
         reporting: whether reporting passes run.
@@ -155,7 +155,7 @@ class ModelConfig:
     baseline: str = ""
 
     def to_toml(self) -> str:
-        """The resolved config as TOML in MODEL.md section 5 syntax (every table inline, no ``cpu`` indirection)."""
+        """The resolved config as TOML in docs/model.md §5 syntax (every table inline, no ``cpu`` indirection)."""
         lines = [f"name = {_q(self.name)}"]
         if self.description:
             lines.append(f"description = {_q(self.description)}")

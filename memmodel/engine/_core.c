@@ -1,4 +1,4 @@
-/* memmodel's engine core: the canonical model (MODEL.md v2, sections 1-9) in C.
+/* memmodel's engine core: the canonical model (docs/model.md v2, sections 1-9) in C.
  *
  * One Engine object holds the state of one replay of one config. Python (memmodel.engine.replay) builds
  * it from a resolved config, feeds it batches of trace records and reads counters, the walk-length
@@ -12,7 +12,7 @@
  *           are a free block), nr_free per order, a lowest-free-word hint per order, and for
  *           placement = "random" a Fenwick tree of per-word popcounts per order (k-th free block in
  *           O(log n)). Free space is always the canonical decomposition (frees merge with free buddies).
- *   Guest   the guest's page tables as a radix tree that mirrors MODEL.md section 2: the root's children
+ *   Guest   the guest's page tables as a radix tree that mirrors docs/model.md section 2: the root's children
  *           (level-2 tables, identified by v >> (12 + 9 (L-1)), unbounded for non-canonical addresses)
  *           in a small hash table; every table node has 512 entries, each with an optional child table
  *           (above the leaf level: a leaf-level table keeps no child array) and an optional leaf mapping
@@ -256,7 +256,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 #undef P
 }
 
-/* start(): MODEL.md section 2 start-up (after the allocators and fragmentation). */
+/* start(): docs/model.md section 2 start-up (after the allocators and fragmentation). */
 static PyObject *Engine_start(Engine *e, PyObject *args) {
     (void)args;
     if (e->started) Py_RETURN_NONE;
@@ -315,7 +315,7 @@ typedef struct {
     int kind;
 } BadRecord;
 
-/* The record loop (MODEL.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
+/* The record loop (docs/model.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
  * straddle twice; U unmaps). W1/W2/OUT as in translate(); PACKED: the records are in the packed form.
  * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
 static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
@@ -631,7 +631,7 @@ static PyTypeObject BuddyType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memmodel.engine._core.BuddyAllocator",
     .tp_basicsize = sizeof(BuddyObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A buddy allocator of MODEL.md section 2 (the engine's own code).",
+    .tp_doc = "A buddy allocator of docs/model.md section 2 (the engine's own code).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)BuddyObject_init,
     .tp_dealloc = (destructor)BuddyObject_dealloc,
@@ -639,7 +639,7 @@ static PyTypeObject BuddyType = {
 };
 
 /* records_to_runs(kind, gva, size) -> (pages bytes int64, counts bytes int64, instructions):
- * MODEL.md section 1 translations of L/S/M records as runs of one 4 KiB page (U is refused). */
+ * docs/model.md section 1 translations of L/S/M records as runs of one 4 KiB page (U is refused). */
 static PyObject *core_records_to_runs(PyObject *mod, PyObject *args) {
     (void)mod;
     PyObject *ko, *ao, *so;
@@ -716,7 +716,7 @@ static PyTypeObject EngineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memmodel.engine._core.Engine",
     .tp_basicsize = sizeof(Engine),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The state of one replay of one config (MODEL.md v2).",
+    .tp_doc = "The state of one replay of one config (docs/model.md v2).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Engine_init,
     .tp_dealloc = (destructor)Engine_dealloc,
@@ -724,7 +724,7 @@ static PyTypeObject EngineType = {
 };
 
 static struct PyModuleDef coremodule = {PyModuleDef_HEAD_INIT, "_core",
-                                        "memmodel's engine core (MODEL.md v2 in C).", -1, core_functions};
+                                        "memmodel's engine core (docs/model.md v2 in C).", -1, core_functions};
 
 PyMODINIT_FUNC PyInit__core(void) {
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&BuddyType) < 0) return NULL;

@@ -1,7 +1,7 @@
 """Replaying a stream of trace batches through one config: the Python face of the C engine core.
 
 :class:`Replay` turns a resolved :class:`~memmodel.config.ModelConfig` into the core's parameters
-(translation-cache arrays, sides, free page reporting), runs MODEL.md's start-up, feeds it batches of
+(translation-cache arrays, sides, free page reporting), runs docs/model.md's start-up, feeds it batches of
 records and assembles the :class:`~memmodel.engine.result.SimResult`. Memory is bounded by the model
 state (pages touched, guest-physical memory), never by trace length: the trace arrives in batches.
 
@@ -37,7 +37,7 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def removed_frames(frames: int, fragmentation: float, seed: int) -> np.ndarray:
-    """Frames made unmovable by pre-existing fragmentation (MODEL.md section 2), sorted, int64."""
+    """Frames made unmovable by pre-existing fragmentation (docs/model.md section 2), sorted, int64."""
     if fragmentation <= 0.0:
         return np.zeros(0, dtype=np.int64)
     b = np.arange(frames // 512, dtype=np.uint64)
@@ -48,7 +48,7 @@ def removed_frames(frames: int, fragmentation: float, seed: int) -> np.ndarray:
 
 
 class Buddy:
-    """One side's buddy allocator (MODEL.md section 2), the engine core's own code, for tests and tools."""
+    """One side's buddy allocator (docs/model.md section 2), the engine core's own code, for tests and tools."""
 
     def __init__(self, core: Any) -> None:
         self._core = core
@@ -153,7 +153,7 @@ class Replay:
         h_removed = (removed_frames(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
                      if cfg.virtualized else np.zeros(0, dtype=np.int64))
         self._core = _core.Engine(params, arrays, g_removed, h_removed)
-        # ---- start-up (MODEL.md section 2), in order ----
+        # ---- start-up (docs/model.md section 2), in order ----
         with self._oom_as_error():
             self._core.start()  # the host root table
             if cfg.virtualized and cfg.host.prealloc:
@@ -165,7 +165,7 @@ class Replay:
 
     # ---- feeding ------------------------------------------------------------------------------------
     def feed(self, kind: np.ndarray, gva: np.ndarray, size: np.ndarray, icount: np.ndarray | None = None) -> None:
-        """Replay a batch of trace records (MODEL.md sections 1, 7 and 8), in order.
+        """Replay a batch of trace records (docs/model.md sections 1, 7 and 8), in order.
 
         Args:
             kind: uint8 record kinds (0 = I, 1 = L, 2 = S, 3 = M, 4 = U); any other code is an error.
@@ -209,7 +209,7 @@ class Replay:
 
     # ---- results ------------------------------------------------------------------------------------
     def result(self) -> SimResult:
-        """The counters of MODEL.md section 6 (exact), extras, the walk histogram and the time series."""
+        """The counters of docs/model.md section 6 (exact), extras, the walk histogram and the time series."""
         raw = self._core.counters()
         virt = self.cfg.virtualized
         host_nr = np.frombuffer(self._core.nr_free(True), dtype=np.int64).copy()
@@ -257,13 +257,13 @@ class _OomGuard:
                 where = f" ({cfg.source})" if cfg.source and not cfg.source.startswith("preset:") else ""
                 raise OutOfMemoryError(
                     f"config {cfg.name!r}{where}: {side} out of memory ({side}.memory = {s.memory >> 30} GiB, "
-                    f"fragmentation {s.fragmentation}); the run stops (MODEL.md section 2)"
+                    f"fragmentation {s.fragmentation}); the run stops (docs/model.md section 2)"
                 ) from None
         return False
 
 
 def translations_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Records -> runs of translations of one 4 KiB page (MODEL.md section 1), in the engine core.
+    """Records -> runs of translations of one 4 KiB page (docs/model.md section 1), in the engine core.
 
     ``I`` records only count; ``L``/``S``/``M`` each translate ``gva``; an access straddling a 4 KiB
     boundary translates ``gva + size - 1`` right after. Consecutive translations of the same 4 KiB
@@ -285,7 +285,7 @@ def _suitable(nr: np.ndarray, order: int) -> int:
 
 
 def unusable_index(nr_free: np.ndarray, order: int) -> float:
-    """Linux's unusable free space index at ``order`` (MODEL.md section 6), double precision, 6 decimals."""
+    """Linux's unusable free space index at ``order`` (docs/model.md section 6), double precision, 6 decimals."""
     free_pages = sum(int(n) << o for o, n in enumerate(nr_free))
     if free_pages == 0:
         return 0.0
@@ -293,7 +293,7 @@ def unusable_index(nr_free: np.ndarray, order: int) -> float:
 
 
 def extfrag_index(nr_free: np.ndarray, order: int) -> float:
-    """Linux's fragmentation index at ``order`` (MODEL.md section 6): -1 if a block is suitable."""
+    """Linux's fragmentation index at ``order`` (docs/model.md section 6): -1 if a block is suitable."""
     if _suitable(nr_free, order) > 0:
         return -1.0
     blocks = int(sum(int(n) for n in nr_free))

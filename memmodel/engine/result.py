@@ -1,4 +1,4 @@
-"""What one replay produces: the exact counters of MODEL.md section 6, a walk-length histogram and a time series."""
+"""What one replay produces: the exact counters of docs/model.md §6, a walk-length histogram and a time series."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ COUNTER_TABLE: Final = (
     ("host_backed_bytes", "raw"),
     ("host_zeroed_bytes", "raw"),
     ("touched_bytes", "pages:touched_pages"),
-    # v2: the memory lifecycle (MODEL.md sections 7-9)
+    # v2: the memory lifecycle (docs/model.md sections 7-9)
     ("unmaps", "raw"),
     ("unmapped_bytes", "raw"),
     ("guest_freed_bytes", "raw"),
@@ -62,17 +62,17 @@ COUNTER_TABLE: Final = (
     ("host_extfrag_index_1g", "index"),
 )
 
-#: Every counter of MODEL.md section 6, in the order results print them.
+#: Every counter of docs/model.md section 6, in the order results print them.
 COUNTER_NAMES: Final = tuple(name for name, _ in COUNTER_TABLE)
 
-#: The four float counters, absent from native runs (MODEL.md section 6).
+#: The four float counters, absent from native runs (docs/model.md section 6).
 HOST_INDEX_NAMES: Final = tuple(name for name, src in COUNTER_TABLE if src == "index")
 
 #: Counters that can exceed 2^63 (a U record may cover up to 2^64 - 1 bytes, and they add up): tables
 #: hold them as 128-bit integers; every other integer counter fits int64.
 WIDE_COUNTERS: Final = ("unmapped_bytes",)
 
-#: Outputs beyond MODEL.md section 6 (docs/model.md defines them); never mixed into the counters.
+#: Outputs beyond docs/model.md section 6 (docs/model.md defines them); never mixed into the counters.
 EXTRA_NAMES: Final = ("guest_zeroed_refault_bytes", "host_zeroed_refault_bytes")
 
 #: Columns of the per-window time series (cumulative values after ``translations`` translations).
@@ -116,14 +116,14 @@ class SimResult:
 
     Attributes:
         config_name: the config's ``name``.
-        counters: MODEL.md section 6 counters (ints; the four host indices are floats rounded to 6
+        counters: docs/model.md section 6 counters (ints; the four host indices are floats rounded to 6
             decimals and absent when the run is native).
         walk_hist: ``walk_hist[n]`` = walks that cost exactly ``n`` page-table loads (guest + host).
         series: cumulative values at every ``window`` translations, one array per :data:`SERIES_NAMES`.
         window: translations per time-series window.
         host_nr_free: free blocks per order 0..18 of the host allocator at the end (guest's when native).
         guest_nr_free: free blocks per order 0..18 of the guest allocator at the end.
-        extras: outputs beyond MODEL.md section 6 (:data:`EXTRA_NAMES`, defined in docs/model.md):
+        extras: outputs beyond docs/model.md section 6 (:data:`EXTRA_NAMES`, defined in docs/model.md):
             zeroed bytes of re-faults after a release, by side.
     """
 

@@ -33,7 +33,7 @@ class Accounting:
         footer_guest_instrs: sum of lackey footers' ``guest instrs`` (``None`` if no footer seen).
         footers: number of lackey footers seen.
         unmapped_bytes: sum over ``U`` records of their 4 KiB-rounded range sizes ``|r|`` (bytes,
-            MODEL.md section 7; the engine's ``unmapped_bytes`` counter for the same trace).
+            docs/model.md section 7; the engine's ``unmapped_bytes`` counter for the same trace).
     """
 
     name: str = ""

@@ -2,7 +2,7 @@
 fetches right before it.
 
 A lackey trace is mostly ``I`` records (82 % of pchase's 7.25 M records) that the model only counts
-and clocks (MODEL.md sections 1 and 8). The compact form keeps every other record in order and carries
+and clocks (docs/model.md sections 1 and 8). The compact form keeps every other record in order and carries
 the ``I`` records as ``icount`` (uint32: how many come immediately before the record); a trace that ends
 with ``I`` records keeps its last one as a row of kind ``I`` whose ``icount`` counts the others. Replaying
 the compact form gives exactly the counters of the full form (the engine ticks the clock once per

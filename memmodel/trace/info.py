@@ -8,7 +8,7 @@ Page counting: an access of ``size`` bytes at ``gva`` touches the pages of its f
 ``gva`` and of its last byte ``gva + size - 1`` (an access straddling a boundary counts both;
 lackey sizes are at most 512 bytes, so no access spans more than two 4 KiB pages). ``U`` (unmap)
 records touch nothing: they are counted in ``unmaps`` and their 4 KiB-rounded ranges summed in
-``unmapped_bytes`` (MODEL.md section 7, the engine's counters of the same names); a page unmapped
+``unmapped_bytes`` (docs/model.md section 7, the engine's counters of the same names); a page unmapped
 and touched again counts once in the page sets, as in the model's ``touched_bytes``.
 """
 

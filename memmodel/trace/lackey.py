@@ -12,7 +12,7 @@ with CR-only line ends used to read as one message line and 0 records).
   kept and the third column (a decimal, meaning not defined by lackey) is ignored; such records
   are counted in ``notes["records_with_extra_column"]`` so nothing is silent.
 * syscall lines (``--trace-syscalls=yes``: ``SYSCALL[pid,tid](nr) ...`` and the ``-->`` /
-  ``[sync] -->`` continuation lines) are read by :mod:`memmodel.trace.syscalls` (MODEL.md section 1):
+  ``[sync] -->`` continuation lines) are read by :mod:`memmodel.trace.syscalls` (docs/model.md section 1):
   the line where a munmap, an unmapping madvise, a brk shrink or an mremap move/shrink completes
   with ``Success`` is one ``U`` record (kind 4, ``size`` = the unmap length); every other syscall
   line is a known non-record line (``syscall``). Lackey itself prints no ``U`` lines: `` U 4000,8``

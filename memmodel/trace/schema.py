@@ -30,16 +30,16 @@ KIND_M: Final = 3
 KIND_U: Final = 4
 KIND_NAMES: Final = ("I", "L", "S", "M", "U")
 KIND_CODES: Final = {name: code for code, name in enumerate(KIND_NAMES)}
-#: Kinds that make translations (MODEL.md section 1); ``I`` is only counted and ``U`` unmaps.
+#: Kinds that make translations (docs/model.md section 1); ``I`` is only counted and ``U`` unmaps.
 DATA_KINDS: Final = (KIND_L, KIND_S, KIND_M)
 
-#: 4 KiB, the granule an unmap range is rounded to (MODEL.md section 7).
+#: 4 KiB, the granule an unmap range is rounded to (docs/model.md section 7).
 PAGE_4K: Final = 4096
 _TOP: Final = 1 << 64
 
 
 def unmap_range(gva: int, size: int) -> tuple[int, int]:
-    """The 4 KiB-aligned range ``r = [start, end)`` a ``U(gva, size)`` record releases (MODEL.md section 7).
+    """The 4 KiB-aligned range ``r = [start, end)`` a ``U(gva, size)`` record releases (docs/model.md section 7).
 
     Both ends are rounded *up* to 4 KiB (Linux keeps the page holding an unaligned new break or
     mremap end) and capped at 2^64, so ``start <= end`` and ``end - start`` is ``|r|`` (bytes, a

@@ -1,6 +1,6 @@
 """Valgrind ``--trace-syscalls=yes`` lines in a lackey trace -> ``U`` (unmap) records.
 
-The rules are MODEL.md section 1 (the project's ``docs`` restate them); this module is the state
+The rules are docs/model.md section 1 (the project's ``docs`` restate them); this module is the state
 machine that applies them, one syscall line at a time, for :mod:`memmodel.trace.lackey`.
 
 Line forms (valgrind 3.19 ``coregrind/m_syswrap/syswrap-main.c``; ``R``/``E`` decimal or ``0x`` hex):
@@ -28,7 +28,7 @@ completes: the line that completes it is the ``U`` record's line, every other sy
 non-record line. Addresses and lengths are kept exactly as the program passed them (an unaligned start
 or a zero length too): the engine rounds (section 7).
 
-**Decision (not in MODEL.md):** a completion line that matches no open call (a trace cut at its start)
+**Decision (not in docs/model.md):** a completion line that matches no open call (a trace cut at its start)
 and calls still open at the end (a process killed in a blocking call) change nothing; they are counted
 in the reader's notes (``unmatched_syscall_completions``, ``uncompleted_syscalls``) with a warning.
 """

@@ -290,7 +290,16 @@ def test_out_of_memory_names_the_config_file(tmp_path: Path) -> None:
     cfg = tmp_path / "small-guest.toml"
     cfg.write_text('cpu = "skylake"\n[guest]\nmemory = "1G"\npage_size = "2M"\n')
     res = runner.invoke(app, ["simulate", str(trace), "-c", str(cfg), "-c", "baseline-4k"])
-    assert_clean_error(res, "out of memory", f"config file: {cfg}")
+    assert_clean_error(res, "out of memory", f"config file: {cfg}", "docs/model.md")
+    assert "MODEL.md" not in res.output  # users have the repo's docs, not the reference text
+
+
+def test_simulate_points_only_at_the_repos_docs(tmp_path: Path) -> None:
+    help_text = runner.invoke(app, ["simulate", "--help"]).output
+    res = runner.invoke(app, ["simulate", str(TINY), "-c", "baseline-4k"])
+    assert res.exit_code == 0, res.output
+    for out in (help_text, res.output):
+        assert "docs/model.md" in out and "MODEL.md" not in out
 
 
 # ---- huge tokens, Ctrl-C --------------------------------------------------------------------------

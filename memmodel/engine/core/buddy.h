@@ -14,7 +14,7 @@ typedef struct {
     int64_t hint[MAX_ORDER + 1];  /* no free block of that order in words below hint */
     int random;
     uint64_t seed_mix;            /* splitmix64(seed XOR 0xA5A5A5A5) */
-    uint64_t allocs;              /* successful allocations so far (i of MODEL.md section 2) */
+    uint64_t allocs;              /* successful allocations so far (i of docs/model.md section 2) */
     int32_t *fen[MAX_ORDER + 1];  /* random placement: Fenwick tree over per-word popcounts (1-based) */
 } Buddy;
 
@@ -127,7 +127,7 @@ static int64_t buddy_kth(const Buddy *b, int o, uint64_t k) {
     return (pos << 6) + __builtin_ctzll(word);
 }
 
-/* alloc(order) of MODEL.md section 2: the first frame, or -1 when no block of order >= `order` is free. */
+/* alloc(order) of docs/model.md section 2: the first frame, or -1 when no block of order >= `order` is free. */
 static int64_t buddy_alloc(Buddy *b, int order) {
     for (int o = order; o <= MAX_ORDER; o++) {
         if (b->nr_free[o] == 0) continue;

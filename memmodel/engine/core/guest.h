@@ -4,7 +4,7 @@
 #define MEMMODEL_CORE_GUEST_H
 
 /* ---------------------------------------------------------------------------------------------
- * Guest fault (MODEL.md section 2)
+ * Guest fault (docs/model.md section 2)
  * -------------------------------------------------------------------------------------------*/
 /* Whether the aligned region of shift s around v holds no guest mapping. */
 static int guest_region_free(const Guest *g, uint64_t v, int s) {

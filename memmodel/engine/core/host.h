@@ -4,7 +4,7 @@
 #define MEMMODEL_CORE_HOST_H
 
 /* ---------------------------------------------------------------------------------------------
- * Host side (MODEL.md section 2: host faults, host touch; section 4: host translate)
+ * Host side (docs/model.md section 2: host faults, host touch; section 4: host translate)
  * -------------------------------------------------------------------------------------------*/
 static inline int64_t host_tbl_index(const Host *h, int64_t frame, int k) {
     return frame >> (9 * (h->levels - k + 1));

@@ -4,7 +4,7 @@
 #define MEMMODEL_CORE_LIFECYCLE_H
 
 /* ---------------------------------------------------------------------------------------------
- * Invalidation (MODEL.md section 9)
+ * Invalidation (docs/model.md section 9)
  * -------------------------------------------------------------------------------------------*/
 static void empty_tlbs(Engine *e) {
     int done[64] = {0};
@@ -61,7 +61,7 @@ static void host_flush(Engine *e) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Release (MODEL.md section 7), host side: guest frames [fp, fq)
+ * Release (docs/model.md section 7), host side: guest frames [fp, fq)
  * -------------------------------------------------------------------------------------------*/
 /* Split the host page backing frame f into 512 pages of the next smaller size. */
 static int host_split(Engine *e, int64_t f) {
@@ -246,7 +246,7 @@ static int guest_range(Engine *e, ReleaseCtx *cx) {
     return st;
 }
 
-/* A U(a, n) record (MODEL.md section 7). */
+/* A U(a, n) record (docs/model.md section 7). */
 static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
     const u128 TOP = (u128)1 << 64;
     u128 p = (((u128)a + 4095) >> 12) << 12;
@@ -294,7 +294,7 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
     return ST_OK;
 }
 
-/* A free page reporting pass (MODEL.md section 8). */
+/* A free page reporting pass (docs/model.md section 8). */
 static int report_pass(Engine *e) {
     e->C[C_REPORT_TICKS]++;
     /* A pass leaves every free block of order >= min unbacked and uncrossed by a host page. Until the

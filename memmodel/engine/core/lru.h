@@ -1,4 +1,4 @@
-/* Set-associative true-LRU arrays: lookup, fill, invalidate, empty (MODEL.md sections 3 and 9).
+/* Set-associative true-LRU arrays: lookup, fill, invalidate, empty (docs/model.md sections 3 and 9).
  * Part of the engine core: included once, in order, by memmodel/engine/_core.c (not standalone). */
 #ifndef MEMMODEL_CORE_LRU_H
 #define MEMMODEL_CORE_LRU_H
@@ -297,7 +297,7 @@ static inline __attribute__((always_inline)) void lru_fill(int64_t *tags, const 
     lru_fill_any(lru_set_w(tags, a, index, 0), a, tag);
 }
 
-/* Invalidate: remove `tag` from its set; the other entries keep their order (MODEL.md section 9). */
+/* Invalidate: remove `tag` from its set; the other entries keep their order (docs/model.md section 9). */
 static void lru_invalidate(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {
     int64_t *row = lru_set_w(tags, a, index, 0);
     int64_t ways = a->ways;

@@ -75,7 +75,7 @@ static Slot *slot_insert(Slots *t, uint64_t p4) {
     return &t->e[i];
 }
 
-/* Resolve page p4 (steps 1-2 of MODEL.md section 3): guest fault if unmapped, host fault if unbacked;
+/* Resolve page p4 (steps 1-2 of docs/model.md section 3): guest fault if unmapped, host fault if unbacked;
  * fill its slot. */
 static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     Slot *slot = *slot_io;

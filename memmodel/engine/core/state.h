@@ -168,7 +168,7 @@ typedef struct {
     Host h;
     Slots slots;
     uint32_t gen;
-    uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, MODEL.md section 8) until the next
+    uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, docs/model.md section 8) until the next
                               * pass, 1..interval (a pass falls where clock % interval == 0) */
     /* repeat collapsing: the last translated page and the counter its repeats hit */
     uint64_t last_p4;

@@ -4,7 +4,7 @@
 #define MEMMODEL_CORE_TRANSLATE_H
 
 /* ---------------------------------------------------------------------------------------------
- * One translation (MODEL.md sections 3 and 4)
+ * One translation (docs/model.md sections 3 and 4)
  * -------------------------------------------------------------------------------------------*/
 /* The 2D walk of page p4 (section 4) after every TLB lookup missed: guest levels from the deepest guest
  * PSC hit down to the leaf, each guest table and the data page host-translated when virtualized; fills
@@ -70,7 +70,7 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
     return ST_OK;
 }
 
-/* One translation of virtual address v (MODEL.md sections 3 and 4). Inlined into the record loop: the
+/* One translation of virtual address v (docs/model.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
  * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
  * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0; OUT:
