@@ -153,6 +153,7 @@ class Replay:
         h_removed = (removed_frames(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
                      if cfg.virtualized else np.zeros(0, dtype=np.int64))
         self._core = _core.Engine(params, arrays, g_removed, h_removed)
+        self._stopped: str | None = None  # the out-of-memory error that ended the run, if one did
         # ---- start-up (docs/model.md section 2), in order ----
         with self._oom_as_error():
             self._core.start()  # the host root table
@@ -161,7 +162,12 @@ class Replay:
             self._core.guest_root()
 
     def _oom_as_error(self) -> _OomGuard:
-        return _OomGuard(self.cfg)
+        self._raise_if_stopped()
+        return _OomGuard(self.cfg, self)
+
+    def _raise_if_stopped(self) -> None:
+        if self._stopped is not None:
+            raise OutOfMemoryError(f"{self._stopped} (earlier: this replay is over)")
 
     # ---- feeding ------------------------------------------------------------------------------------
     def feed(self, kind: np.ndarray, gva: np.ndarray, size: np.ndarray, icount: np.ndarray | None = None) -> None:
@@ -209,7 +215,13 @@ class Replay:
 
     # ---- results ------------------------------------------------------------------------------------
     def result(self) -> SimResult:
-        """The counters of docs/model.md section 6 (exact), extras, the walk histogram and the time series."""
+        """The counters of docs/model.md section 6 (exact), extras, the walk histogram and the time series.
+
+        Raises:
+            OutOfMemoryError: the run stopped out of memory: there is no result (docs/model.md Part 4: a
+                partial one would look like a complete one).
+        """
+        self._raise_if_stopped()
         raw = self._core.counters()
         virt = self.cfg.virtualized
         host_nr = np.frombuffer(self._core.nr_free(True), dtype=np.int64).copy()
@@ -241,8 +253,9 @@ class Replay:
 class _OomGuard:
     """Turns the core's out-of-memory exceptions into :class:`OutOfMemoryError` naming the config."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, replay: Replay | None = None) -> None:
         self.cfg = cfg
+        self.replay = replay  # marked stopped on an out-of-memory error
 
     def __enter__(self) -> None:
         return None
@@ -255,10 +268,13 @@ class _OomGuard:
                 cfg = self.cfg
                 s = getattr(cfg, side)
                 where = f" ({cfg.source})" if cfg.source and not cfg.source.startswith("preset:") else ""
-                raise OutOfMemoryError(
+                err = OutOfMemoryError(
                     f"config {cfg.name!r}{where}: {side} out of memory ({side}.memory = {s.memory >> 30} GiB, "
                     f"fragmentation {s.fragmentation}); the run stops (docs/model.md section 2)"
-                ) from None
+                )
+                if self.replay is not None:
+                    self.replay._stopped = str(err)
+                raise err from None
         return False
 
 

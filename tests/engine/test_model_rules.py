@@ -12,7 +12,7 @@ from reference_model import splitmix64 as ref_splitmix64
 from reference_model import unusable_index as ref_unusable
 
 from memmodel.engine import replay
-from memmodel.engine.replay import Buddy, extfrag_index, removed_frames, splitmix64, unusable_index
+from memmodel.engine.replay import Buddy, Replay, extfrag_index, removed_frames, splitmix64, unusable_index
 from memmodel.errors import OutOfMemoryError
 
 NAMES = {12: "4K", 21: "2M", 30: "1G"}
@@ -231,3 +231,17 @@ def test_growing_tables_mid_batch_does_not_change_any_counter() -> None:
     assert s["translations"][-1] == (len(records) // 7) * 7
     assert np.all(np.diff(s["walks"]) >= 0) and s["walks"][-1] <= result.counters["walks"]
 
+
+
+def test_a_replay_stopped_out_of_memory_has_no_partial_result() -> None:
+    """docs/model.md Part 4: an out-of-memory stop reports no counters (a partial result would look
+    complete); the Replay refuses result() and further feeding with the same error."""
+    c = cfg({"virtualized": False, "guest": {"memory": "1G", "page_size": "2M"}})
+    r = Replay(c)
+    gva = np.arange(768, dtype=np.uint64) << np.uint64(21)  # 1.5 GiB of 2 MiB pages: more than 1 GiB
+    with pytest.raises(OutOfMemoryError, match="guest out of memory"):
+        r.feed(np.full(768, 2, np.uint8), gva, np.full(768, 8, np.uint64))
+    with pytest.raises(OutOfMemoryError, match=r"guest out of memory.*this replay is over"):
+        r.result()
+    with pytest.raises(OutOfMemoryError, match="this replay is over"):
+        r.feed(np.full(1, 1, np.uint8), gva[:1], np.full(1, 8, np.uint64))
