@@ -89,6 +89,21 @@ def test_a_released_4k_page_refaults_as_a_4k_fallback_inside_the_remaining_2m_re
     assert c["touched_bytes"] == 2 * K4  # 0x40000000 and 0x40001000, the latter counted once
 
 
+def test_a_region_emptied_over_several_partial_unmaps_takes_a_2m_page_and_a_partly_emptied_one_does_not(
+        run: Run) -> None:
+    # two 2M pages, each split by a 4K munmap; then [1M, 3M) frees 256 pages of region 0 and 255 of
+    # region 1 in one release (two leaf tables, each partly); then [0, 1M) frees region 0's last 255
+    records = [("S", 0, 8), ("S", M2, 8), ("U", K4, K4), ("U", M2 + K4, K4),
+               ("U", M2 // 2, M2), ("U", 0, M2 // 2),
+               ("L", 0, 8),              # region 0 holds nothing: a 2M page again
+               ("L", M2 + 2 * K4, 8)]    # region 1 still holds 256 4K pages: a 4K fallback
+    c = run(records, native("2M"))
+    assert c["guest_splits"] == 2
+    assert c["guest_freed_bytes"] == M2 + 256 * K4  # region 0 whole, region 1's first half
+    assert (c["guest_faults"], c["guest_pages_2m"], c["guest_pages_4k"], c["guest_fallbacks"]) == (4, 3, 1, 1)
+    assert c["guest_resident_bytes"] == M2 + 256 * K4 + K4
+
+
 def test_a_2m_region_whose_4k_pages_were_all_released_takes_a_2m_page_again(run: Run) -> None:
     records = [("S", 0, 8), ("U", 0, K4), ("U", K4, M2 - K4), ("L", 0, 8)]
     c = run(records, native("2M"))
