@@ -253,7 +253,7 @@ class Replay:
 class _OomGuard:
     """Turns the core's out-of-memory exceptions into :class:`OutOfMemoryError` naming the config."""
 
-    def __init__(self, cfg: ModelConfig, replay: Replay | None = None) -> None:
+    def __init__(self, cfg: ModelConfig, replay: Replay) -> None:
         self.cfg = cfg
         self.replay = replay  # marked stopped on an out-of-memory error
 
@@ -272,8 +272,7 @@ class _OomGuard:
                     f"config {cfg.name!r}{where}: {side} out of memory ({side}.memory = {s.memory >> 30} GiB, "
                     f"fragmentation {s.fragmentation}); the run stops (docs/model.md section 2)"
                 )
-                if self.replay is not None:
-                    self.replay._stopped = str(err)
+                self.replay._stopped = str(err)
                 raise err from None
         return False
 

@@ -208,7 +208,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
             st = guest_visit(e, node->child[i], k + 1, (uint64_t)b, cx, &below);
             freed += below;
             if (st) break;
-            if (!cx->passthrough && node->nmap == freed) break;
+            if (node->nmap == freed) break;  /* (never under pass-through: nothing is freed) */
         }
     }
     node->nmap -= freed;
