@@ -347,13 +347,16 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
             sz = r.size[i];
             ic = r.icount ? r.icount[i] : 0;
         }
-        /* prefetch a coming record's slot unless the last translation hit the L1 (then the next one
-         * likely does too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions),
+        /* after a record that missed the L1, prefetch a coming record's slot (after hits the next one
+         * likely hits too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions),
          * and while pages need resolving, its guest leaf-table entry too */
-        if (hot.missed && i + SLOT_PREFETCH < r.n) {
-            uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
-            slot_prefetch(&e->slots, ahead, e->p.virt);
-            if (e->resolving) guest_leaf_prefetch(&e->g, ahead << 12);
+        if (hot.missed) {
+            hot.missed = 0;
+            if (i + SLOT_PREFETCH < r.n) {
+                uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
+                slot_prefetch(&e->slots, ahead, e->p.virt);
+                if (e->resolving) guest_leaf_prefetch(&e->g, ahead << 12);
+            }
         }
         instructions += ic;
         if (ic && (st = ticks(e, ic))) break;

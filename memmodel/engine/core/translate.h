@@ -101,7 +101,6 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         if (lru_lookup_row(row1, a1, tag4, W1)) {
             /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
             hot->l1_hits++;
-            hot->missed = 0;
             e->last_p4 = p4;
             e->last_counter = C_L1_HITS;
             if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L1, 12))) return st;
