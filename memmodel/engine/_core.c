@@ -91,15 +91,17 @@ static void Engine_dealloc(Engine *e) {
     free(e->arrays);
     buddy_release_mem(&e->g.buddy);
     buddy_release_mem(&e->h.buddy);
-    state_free(e->g.arena, (size_t)e->g.arena_cap);
+    region_free(&e->g.arena);
     free(e->g.root.keys);
     free(e->g.root.vals);
-    free(e->h.shift);
-    free(e->h.hframe);
-    free(e->h.ever);
-    free(e->h.occ2m);
-    free(e->h.occ1g);
-    for (int k = 0; k < 6; k++) free(e->h.tbl[k]);
+    const Host *h = &e->h;
+    int64_t gf = e->g.frames;
+    sparse_free(h->shift, host_map_bytes(h, gf, HOST_SHIFT));
+    sparse_free(h->hframe, host_map_bytes(h, gf, HOST_HFRAME));
+    sparse_free(h->ever, host_map_bytes(h, gf, HOST_EVER));
+    sparse_free(h->occ2m, host_map_bytes(h, gf, HOST_OCC2M));
+    sparse_free(h->occ1g, host_map_bytes(h, gf, HOST_OCC1G));
+    for (int k = 2; k <= h->levels && k < 6; k++) sparse_free(h->tbl[k], host_map_bytes(h, gf, HOST_TBL + k));
     state_free(e->slots.e, (size_t)e->slots.cap * sizeof(Slot));
     state_free(e->slots.cold, (size_t)e->slots.cap * sizeof(SlotCold));
     free(e->series);
@@ -228,14 +230,14 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     if (st == ST_OK && virt) {
         st = buddy_build(&h->buddy, host_frames, (const int64_t *)hv.buf, hv.len / 8, (int)hrand, hseed);
         if (st == ST_OK) {
-            h->shift = (uint8_t *)calloc((size_t)gf + 1, 1);
-            h->hframe = (uint32_t *)calloc((size_t)gf + 1, sizeof(uint32_t));
-            h->ever = (uint8_t *)calloc((size_t)gf + 1, 1);
-            h->occ2m = (int32_t *)calloc((size_t)(gf >> 9) + 2, sizeof(int32_t));
-            h->occ1g = (int32_t *)calloc((size_t)(gf >> 18) + 2, sizeof(int32_t));
+            h->shift = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_SHIFT));
+            h->hframe = (uint32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_HFRAME));
+            h->ever = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_EVER));
+            h->occ2m = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC2M));
+            h->occ1g = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC1G));
             if (!h->shift || !h->hframe || !h->ever || !h->occ2m || !h->occ1g) st = ST_NOMEM;
             for (int k = 2; k <= h->levels && st == ST_OK; k++) {
-                h->tbl[k] = (uint8_t *)calloc((size_t)(gf >> (9 * (h->levels - k + 1))) + 2, 1);
+                h->tbl[k] = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_TBL + k));
                 if (!h->tbl[k]) st = ST_NOMEM;
             }
         }
@@ -324,7 +326,8 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     int st = ST_OK;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
-    Hot hot = {0, e->to_snapshot, 1};
+    Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k)};
+    const int report = e->p.report, virt = e->p.virt;  /* fixed for the run: not reloaded per record */
     uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
@@ -354,15 +357,15 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
             hot.missed = 0;
             if (i + SLOT_PREFETCH < r.n) {
                 uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
-                slot_prefetch(&e->slots, ahead, e->p.virt);
+                slot_prefetch(&e->slots, ahead, virt);
                 if (e->resolving) guest_leaf_prefetch(&e->g, ahead << 12);
             }
         }
         instructions += ic;
-        if (ic && (st = ticks(e, ic))) break;
+        if (ic && report && (st = ticks(e, ic))) break;
         if (k == KIND_I) {
             instructions++;
-            if ((st = tick(e))) break;
+            if (report && (st = tick(e))) break;
             continue;
         }
         if (k <= KIND_M) {
@@ -370,7 +373,7 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
             if ((st = translate(e, a, W1, W2, OUT, &hot))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
             if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1, W1, W2, OUT, &hot))) break;
-            if ((st = tick(e))) break;
+            if (report && (st = tick(e))) break;
             continue;
         }
         if (k == KIND_U) {

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from engine_helpers import arrays, cfg, engine_counters
@@ -108,3 +113,48 @@ def test_unmapped_bytes_beyond_2_63_stay_exact_in_the_polars_frame() -> None:
     # [0, 2^64) and [5 TiB, 21 TiB): 2^64 + 2^44 bytes, more than any 64-bit integer holds
     assert out["unmapped_bytes"].to_list() == [(1 << 64) + (1 << 44)]
     assert out.schema["unmapped_bytes"] == pl.Int128
+
+
+_ARENA_CHILD = """
+import json, mmap, resource, sys
+sys.path[:0] = sys.argv[1].split(":")
+from engine_helpers import arrays, cfg
+from memmodel.engine import replay
+from test_engine_boundary import arena_trace, ARENA_CONFIG
+records, config = arena_trace(), cfg(ARENA_CONFIG)
+with open("/proc/self/status") as f:
+    vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (4 << 30), resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:  # the engine's reservation for a 16 GiB guest's tables (17 GB of address space) must now fail
+    mmap.mmap(-1, 17 << 30, prot=mmap.PROT_READ)
+    print("reservation not refused")
+    sys.exit(3)
+except OSError:
+    pass
+print(json.dumps(replay([arrays(records)], config).counters))
+"""
+
+ARENA_CONFIG = {"virtualized": False, "guest": {"page_size": "4K", "memory": "16G"},
+                "tlb": {"l1": [{"page_sizes": ["4K"], "entries": 4, "ways": 2}], "l2": []}}
+
+
+def arena_trace() -> list[tuple[str, int, int]]:
+    """A store to 1,100 distinct 2 MiB regions, then a load of each: 1,100 leaf tables, 2.3 MB of them
+    (past the 2 MiB where the table arena moves to its reserved address range)."""
+    pages = [(r << 21) | ((r * 7919 % 512) << 12) for r in range(1100)]
+    return [("S", p, 8) for p in pages] + [("L", p + 64, 8) for p in pages]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux procfs and RLIMIT_AS")
+def test_the_table_arena_gives_the_reference_counters_reserved_or_grown_by_copy() -> None:
+    """Past 2 MiB of guest tables the arena grows in place in reserved address space; where that space
+    is refused (an address-space limit) it keeps growing by copy. Both give the reference's counters."""
+    records, config = arena_trace(), cfg(ARENA_CONFIG)
+    expected = run_reference(records, config)
+    assert engine_counters(records, config) == expected
+    assert expected["guest_pt_pages"] >= 1100
+    tests = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", _ARENA_CHILD, f"{tests}:{Path(__file__).resolve().parent}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == expected

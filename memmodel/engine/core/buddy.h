@@ -44,6 +44,10 @@ static inline int bit_test(const Buddy *b, int o, int64_t block) {
     return (int)((b->bits[o][w] >> (block & 63)) & 1);
 }
 
+/* Bytes of order o's free bitmap and of its Fenwick tree. */
+static size_t bits_bytes(const Buddy *b, int o) { return (size_t)b->nwords[o] * sizeof(uint64_t); }
+static size_t fen_bytes(const Buddy *b, int o) { return ((size_t)b->nwords[o] + 1) * sizeof(int32_t); }
+
 static int buddy_build(Buddy *b, int64_t frames, const int64_t *removed, int64_t n_removed, int random,
                        uint64_t seed) {
     memset(b, 0, sizeof(*b));
@@ -52,10 +56,10 @@ static int buddy_build(Buddy *b, int64_t frames, const int64_t *removed, int64_t
     b->seed_mix = splitmix64(seed ^ 0xA5A5A5A5ULL);
     for (int o = 0; o <= MAX_ORDER; o++) {
         b->nwords[o] = ((frames >> o) + 63) / 64 + 1;
-        b->bits[o] = (uint64_t *)calloc((size_t)b->nwords[o], sizeof(uint64_t));
+        b->bits[o] = (uint64_t *)sparse_alloc(bits_bytes(b, o));
         if (!b->bits[o]) return ST_NOMEM;
         if (random) {
-            b->fen[o] = (int32_t *)calloc((size_t)b->nwords[o] + 1, sizeof(int32_t));
+            b->fen[o] = (int32_t *)sparse_alloc(fen_bytes(b, o));
             if (!b->fen[o]) return ST_NOMEM;
         }
         b->hint[o] = INT64_MAX;
@@ -94,8 +98,8 @@ static int buddy_build(Buddy *b, int64_t frames, const int64_t *removed, int64_t
 
 static void buddy_release_mem(Buddy *b) {
     for (int o = 0; o <= MAX_ORDER; o++) {
-        free(b->bits[o]);
-        free(b->fen[o]);
+        sparse_free(b->bits[o], bits_bytes(b, o));
+        sparse_free(b->fen[o], fen_bytes(b, o));
         b->bits[o] = NULL;
         b->fen[o] = NULL;
     }

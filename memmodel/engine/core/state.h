@@ -89,8 +89,9 @@ typedef struct {
     int unmap_passthrough;
     int64_t frames;
     Buddy buddy;
-    uint8_t *arena;       /* tables of levels >= 2 (Node), back to back; a handle n is at n * NODE_UNIT */
-    int64_t arena_used, arena_cap;  /* bytes */
+    Region arena;         /* tables of levels >= 2 (Node), back to back; a handle n is at n * NODE_UNIT;
+                           * past arena_used all bytes are zero (tables are never freed) */
+    int64_t arena_used;   /* bytes */
     Hash root;            /* level-2 table id -> node index */
     int64_t root_frame;
 } Guest;
@@ -133,6 +134,21 @@ typedef struct {
     uint8_t *tbl[6];      /* per level 2..levels: host table present, indexed by gframe >> (9 (L-k+1)) */
 } Host;
 
+/* The host's per-guest-frame maps, for host_map_bytes. */
+enum { HOST_SHIFT, HOST_HFRAME, HOST_EVER, HOST_OCC2M, HOST_OCC1G, HOST_TBL };
+
+/* Bytes of host map `which` (HOST_TBL + k: the level-k table map) for a guest of gf frames: what
+ * Engine init allocates (sparse_alloc) and dealloc frees. */
+static size_t host_map_bytes(const Host *h, int64_t gf, int which) {
+    switch (which) {
+    case HOST_SHIFT: case HOST_EVER: return (size_t)gf + 1;
+    case HOST_HFRAME: return ((size_t)gf + 1) * sizeof(uint32_t);
+    case HOST_OCC2M: return ((size_t)(gf >> 9) + 2) * sizeof(int32_t);
+    case HOST_OCC1G: return ((size_t)(gf >> 18) + 2) * sizeof(int32_t);
+    default: return (size_t)(gf >> (9 * (h->levels - (which - HOST_TBL) + 1))) + 2;
+    }
+}
+
 typedef struct {
     int virt;
     int64_t window;
@@ -142,6 +158,14 @@ typedef struct {
     int only_4k;
 } Params;
 
+/* A TLB array as the record loop's fast paths read it: where its sets start and how a page picks one. */
+typedef struct {
+    const Lru *a;            /* the array (NULL: none) */
+    int64_t *base;           /* its first set in the shared tags buffer */
+    int64_t mask;            /* sets - 1 when sets is a power of two, else -1 */
+    int64_t sets, stride;    /* sets; words per set */
+} FastArray;
+
 /* What a record loop keeps in locals while it runs (registers: a field of the Engine would be a
  * load-add-store chain from one translation to the next), written back to the Engine when it ends. */
 typedef struct {
@@ -150,6 +174,11 @@ typedef struct {
     int missed;              /* a translation since the last record missed the L1: the record loop then
                               * prefetches one coming slot and clears it (set on misses only, so an L1 hit
                               * writes nothing: clearing it on every hit cost ~15 % on qsort, pairs of runs) */
+    /* Read only while the loop runs: the 4 KiB L1 and L2 arrays (only_4k), copied out of the Engine. For
+     * the compiler a store to a TLB row or a counter may change an Lru field, so translate() reloaded
+     * each array's mask and offset on every translation (callgrind, TLB-only pchase: ~10 % of the
+     * instructions were set-index arithmetic). */
+    FastArray f1, f2;
 } Hot;
 
 typedef struct {
@@ -192,28 +221,24 @@ typedef struct {
 static inline __attribute__((always_inline)) int leaf_level(int levels, int shift) { return levels - (shift - 12) / 9; }
 
 static inline __attribute__((always_inline)) Node *node_at(const Guest *g, int64_t n) {
-    return (Node *)(g->arena + (size_t)n * NODE_UNIT);
+    return (Node *)(g->arena.p + (size_t)n * NODE_UNIT);
 }
 
 /* A new table (level L when `leaf`): empty entries, no children; *index = its handle. NULL when out of
  * memory or past the handles' range. */
 static Node *node_new(Guest *g, int64_t gframe, int leaf, int64_t *index) {
     int64_t bytes = (int64_t)NODE_BYTES(leaf);
-    if (g->arena_used + bytes > g->arena_cap) {
-        int64_t cap = g->arena_cap ? g->arena_cap * 2 : (int64_t)1 << 16;
-        while (cap < g->arena_used + bytes) cap *= 2;
-        if (cap / NODE_UNIT > INT32_MAX) return NULL;
-        uint8_t *bigger = (uint8_t *)state_grow(g->arena, (size_t)g->arena_cap, (size_t)cap);
-        if (!bigger) return NULL;
-        g->arena = bigger;
-        g->arena_cap = cap;
+    if (g->arena_used + bytes > (int64_t)g->arena.cap) {
+        /* handles are int32; every table holds a guest frame, so frames bound the tables */
+        size_t limit = (size_t)(g->frames + 1) * NODE_BYTES(0);
+        if (limit > (size_t)INT32_MAX * NODE_UNIT) limit = (size_t)INT32_MAX * NODE_UNIT;
+        if (region_grow(&g->arena, (size_t)(g->arena_used + bytes), limit) != 0) return NULL;
     }
     *index = g->arena_used / NODE_UNIT;
     Node *n = node_at(g, *index);
     g->arena_used += bytes;
+    /* the bytes were never used (see Guest.arena): the map and nmap are already zero */
     n->gframe = gframe;
-    n->nmap = 0;
-    memset(n->map, 0, sizeof(n->map));
     if (!leaf) memset(n->child, 0xff, 512 * sizeof(int32_t));
     return n;
 }

@@ -70,6 +70,19 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
     return ST_OK;
 }
 
+/* The set of page p4 in a 4 KiB array of the record loop (W: its ways when compile-time, else 0). */
+static inline __attribute__((always_inline)) int64_t *fast_row(const FastArray *f, uint64_t p4, const int W) {
+    uint64_t s = f->mask >= 0 ? (p4 & (uint64_t)f->mask) : (p4 % (uint64_t)f->sets);
+    return f->base + (int64_t)s * (W ? lru_row_words(W) : f->stride);
+}
+
+/* The fast-path view of 4 KiB array `which` (-1: none) of e. */
+static inline FastArray fast_array(Engine *e, int which) {
+    if (which < 0) return (FastArray){NULL, NULL, -1, 1, 1};
+    const Lru *a = &e->arrays[which];
+    return (FastArray){a, e->tags + a->off, a->mask, a->sets, a->stride};
+}
+
 /* One translation of virtual address v (docs/model.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
  * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
@@ -90,14 +103,12 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
             return st;
         goto counted;
     }
-    int l1_4k = e->l1_4k, l2_4k = e->l2_4k;
     int64_t tag4 = (int64_t)(p4 << 2);
     /* each 4 KiB array's set is found once, for its lookup and its fill */
-    const Lru *a1 = NULL, *a2 = NULL;
+    const Lru *a1 = hot->f1.a, *a2 = hot->f2.a;
     int64_t *row1 = NULL, *row2 = NULL;
-    if (l1_4k >= 0) {
-        a1 = &e->arrays[l1_4k];
-        row1 = lru_set_w(e->tags, a1, p4, W1);
+    if (a1) {
+        row1 = fast_row(&hot->f1, p4, W1);
         if (lru_lookup_row(row1, a1, tag4, W1)) {
             /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
             hot->l1_hits++;
@@ -108,37 +119,40 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         }
     }
     hot->missed = 1;
-    if (l2_4k >= 0) {
-        a2 = &e->arrays[l2_4k];
-        row2 = lru_set_w(e->tags, a2, p4, W2);
+    if (a2) {
+        row2 = fast_row(&hot->f2, p4, W2);
         if (lru_lookup_row(row2, a2, tag4, W2)) {
             /* the same proof for an L2 hit; the entry then fills the L1 (if an L1 array holds 4K) */
             e->C[C_L2_HITS]++;
             if (row1) lru_fill_row(row1, a1, tag4, W1);
             e->last_p4 = p4;
-            e->last_counter = l1_4k >= 0 ? C_L1_HITS : C_L2_HITS;
+            e->last_counter = a1 ? C_L1_HITS : C_L2_HITS;
             if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L2, 12))) return st;
             goto counted;
         }
     }
     if (e->p.only_4k) {
-        /* 4 KiB walk fast path: every entry is 4 KiB, so a current slot is all a TLB miss needs (the
-         * same steps as translate_full's walk branch, without its call and its lookups by size) */
+        /* 4 KiB walk fast path: every entry is 4 KiB, so a resolved slot is all a TLB miss needs (the
+         * same steps as translate_full's walk branch, without its call, its second slot search and its
+         * lookups by size; callgrind, TLB-only sparse: a first touch took ~190 instructions there
+         * besides resolving the page) */
         Slot *slot = slot_find(&e->slots, p4);
-        if (slot != NULL && slot->gen == e->gen) {
+        if (slot == NULL || slot->gen != e->gen) {
+            if ((st = resolve(e, p4, &slot))) return st;
+        } else {
             e->resolving = 0;
-            walk(e, slot, p4);
-            /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
-             * rows found above are still the sets to fill */
-            if (row2) lru_fill_row(row2, a2, tag4, W2);
-            if (row1) lru_fill_row(row1, a1, tag4, W1);
-            e->last_p4 = p4;
-            e->last_counter = l1_4k >= 0 ? C_L1_HITS : (l2_4k >= 0 ? C_L2_HITS : -1);
-            if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
-            goto counted;
         }
+        walk(e, slot, p4);
+        /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
+         * rows found above are still the sets to fill */
+        if (row2) lru_fill_row(row2, a2, tag4, W2);
+        if (row1) lru_fill_row(row1, a1, tag4, W1);
+        e->last_p4 = p4;
+        e->last_counter = a1 ? C_L1_HITS : (a2 ? C_L2_HITS : -1);
+        if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
+        goto counted;
     }
-    if ((st = translate_full(e, p4, l1_4k, l2_4k))) return st;
+    if ((st = translate_full(e, p4, e->l1_4k, e->l2_4k))) return st;
 counted:
     /* a countdown, not C_ACCESSES % window: a 64-bit division per translation cost ~10% (perf) */
     if (--hot->to_snapshot == 0) {
