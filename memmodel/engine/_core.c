@@ -42,7 +42,8 @@
  *   - 4 KiB walk fast path: when both fast lookups miss and p's slot is current (same generation: no
  *     release changed a mapping or a backing since it was computed), p is mapped and backed with an
  *     effective size of 4 KiB, so no fault happens and the walk, the PSC and TLB fills are exactly
- *     translate_full's walk branch (lookups of other entry sizes are empty: every entry is 4 KiB).
+ *     translate_full's walk branch (lookups of other entry sizes are empty: every entry is 4 KiB);
+ *     when the slot is missing or stale, resolve() runs steps 1-2 first and the same walk follows.
  *   - LRU sets (core/lru.h): an order word plus tags in place, with 8-bit fingerprints proposing ways,
  *     keeps the same ordered list of valid tags as a most-recent-first list; a hit on the most recent
  *     way changes no order. The fingerprint only proposes: the full tag decides every hit.

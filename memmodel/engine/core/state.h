@@ -176,8 +176,9 @@ typedef struct {
                               * writes nothing: clearing it on every hit cost ~15 % on qsort, pairs of runs) */
     /* Read only while the loop runs: the 4 KiB L1 and L2 arrays (only_4k), copied out of the Engine. For
      * the compiler a store to a TLB row or a counter may change an Lru field, so translate() reloaded
-     * each array's mask and offset on every translation (callgrind, TLB-only pchase: ~10 % of the
-     * instructions were set-index arithmetic). */
+     * each array's mask and offset on every translation (callgrind, TLB-only pchase: the set-index lines
+     * were 7 % of the instructions; with these locals 2 % fewer instructions in all and 1.06x faster end
+     * to end, median of 30 pairs of runs). */
     FastArray f1, f2;
 } Hot;
 

@@ -33,9 +33,9 @@ static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *sl
 }
 
 /* The full path of one translation of page p4 (faults, TLB lookups by entry size, the 2D walk), for a
- * translation the fast paths of translate() did not settle; `l1_4k`/`l2_4k` were already looked up (and
- * missed) when they are >= 0. Out of line: it is the rare, long path. */
-static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int l1_4k, int l2_4k) {
+ * translation of a run with entries of several sizes that the repeat path did not settle (a 4 KiB-only
+ * run settles every translation in translate()). Out of line: it is the long path. */
+static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4) {
     int st;
     Slot *slot = slot_find(&e->slots, p4);
     if (slot == NULL || slot->gen != e->gen) {
@@ -50,10 +50,10 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4, int 
     int64_t tag = (int64_t)((vpn << 2) | (uint64_t)code);
     int l1 = e->l1_of[code], l2 = e->l2_of[code];
     int outcome;
-    if (l1 >= 0 && l1 != l1_4k && lru_lookup(e->tags, &e->arrays[l1], vpn, tag)) {
+    if (l1 >= 0 && lru_lookup(e->tags, &e->arrays[l1], vpn, tag)) {
         e->C[C_L1_HITS]++;
         outcome = OUT_L1;
-    } else if (l2 >= 0 && l2 != l2_4k && lru_lookup(e->tags, &e->arrays[l2], vpn, tag)) {
+    } else if (l2 >= 0 && lru_lookup(e->tags, &e->arrays[l2], vpn, tag)) {
         e->C[C_L2_HITS]++;
         if (l1 >= 0) lru_fill(e->tags, &e->arrays[l1], vpn, tag);
         outcome = OUT_L2;
@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
         goto counted;
     }
-    if ((st = translate_full(e, p4, e->l1_4k, e->l2_4k))) return st;
+    if ((st = translate_full(e, p4))) return st;
 counted:
     /* a countdown, not C_ACCESSES % window: a 64-bit division per translation cost ~10% (perf) */
     if (--hot->to_snapshot == 0) {
