@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from engine_helpers import arrays, cfg
 from hypothesis import HealthCheck, given, settings
@@ -120,5 +121,52 @@ def test_repeats_around_unmaps_and_reporting_ticks_stay_exact(trace: list[tuple[
     config = cfg(raw)
     counters, extras = _engine(trace, config, 0)
     ref_counters, ref_extras = run_reference(trace, config, extras=True)
+    assert counters == ref_counters
+    assert extras == ref_extras
+
+
+def _many_pages_then_short_releases(seed: int) -> list[tuple[str, int, int]]:
+    """17,000 touched 4 KiB pages (the slot table grows to 32,768 slots, so a release of up to 512 pages
+    marks only its own pages' slots stale instead of bumping the generation), then rounds of short
+    releases inside 2 MiB and 1 GiB pages (one page, three pages, 33 pages, unaligned), each followed by
+    translations of the released pages, of their neighbours in the same huge page and of far pages."""
+    rng = np.random.default_rng(seed)
+    base = 0x7F00_0000_0000
+    pages = [base + (r << 21) + (i << 12) for r in range(34) for i in range(500)]
+    out: list[tuple[str, int, int]] = [("S", p, 8) for p in pages]
+    for _ in range(12):
+        region = int(rng.integers(0, 34))
+        at = base + (region << 21) + (int(rng.integers(1, 400)) << 12) + int(rng.choice([0, 0, 100]))
+        out.append(("U", at, int(rng.choice([1, 4096, 3 * 4096, 33 * 4096]))))
+        for p in (at, at + 4096, at - 4096, at + (50 << 12), base + (int(rng.integers(0, 34)) << 21)):
+            out.append(("L", p, 8))
+        out += [("L", int(p), 8) for p in rng.choice(pages, 300)]
+    return out
+
+
+SHORT_RELEASE_CONFIGS = {
+    "native-thp": {"virtualized": False, "guest": {"page_size": "2M"}},
+    "nested-thp-free": {"guest": {"page_size": "2M"}, "host": {"page_size": "2M"}},
+    "nested-4k-on-2m-free": {"guest": {"page_size": "4K"}, "host": {"page_size": "2M"}},
+    "passthrough-1g-on-2m": {"guest": {"page_size": "1G", "zeroing": False, "unmap": "passthrough"},
+                             "host": {"page_size": "2M"}},
+    "passthrough-2m-on-4k": {"guest": {"page_size": "2M", "unmap": "passthrough"}, "host": {"page_size": "4K"}},
+    "passthrough-4k-on-2m": {"guest": {"page_size": "4K", "unmap": "passthrough"}, "host": {"page_size": "2M"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_RELEASE_CONFIGS))
+def test_a_short_release_marks_stale_only_the_pages_it_changed(name: str) -> None:
+    """A short release (up to 1/64 of the slot table in pages, splits and host pages around it included)
+    marks only the slots of the pages it changed stale; every other page keeps its cached slot. The
+    counters must equal the reference's, where nothing is cached (pass-through with host pages larger than
+    the guest's falls back to making every slot stale, and must agree too)."""
+    raw = dict(SHORT_RELEASE_CONFIGS[name])
+    raw["tlb"] = {"l1": [{"page_sizes": ["4K", "2M", "1G"], "entries": 8, "ways": 2}], "l2": []}
+    config = cfg(raw)
+    trace = _many_pages_then_short_releases(seed=len(name))
+    counters, extras = _engine(trace, config, 0)
+    ref_counters, ref_extras = run_reference(trace, config, extras=True)
+    assert counters["unmaps"] == 12 and counters["touched_bytes"] >= 17_000 * 4096
     assert counters == ref_counters
     assert extras == ref_extras

@@ -22,8 +22,11 @@ static void empty_list(Engine *e, const int *ids, int n) {
 
 static void event_boundary(Engine *e) { e->last_counter = -1; }
 
-/* A release changed a mapping or a backing: every cached slot becomes stale. The generation is 32-bit;
- * at its wrap every slot is marked stale by hand so that an old generation can never pass as current. */
+/* A release changed mappings or backings over more pages than slots_forget probes, or backings it cannot
+ * name by virtual page (a reporting pass, a pass-through discard whose host pages reach past the guest
+ * mapping): every cached slot becomes stale. The generation is
+ * 32-bit; at its wrap every slot is marked stale by hand so that an old generation can never pass as
+ * current. */
 static void bump_gen(Engine *e) {
     if (++e->gen == 0) {
         for (int64_t i = 0; i < e->slots.cap; i++) e->slots.e[i].gen = 0;
@@ -159,7 +162,16 @@ typedef struct {
     int changed;
     int passthrough;
     int host_changed;
+    int wide;           /* a discard may have changed pages outside the guest mappings it visited */
+    uint64_t lo, hi;    /* 4 KiB virtual pages [lo, hi) hold every page whose mapping or backing changed */
 } ReleaseCtx;
+
+/* Widen the changed pages of cx to include virtual [a, b) (bytes; b <= 2^64). */
+static inline void changed_pages(ReleaseCtx *cx, u128 a, u128 b) {
+    uint64_t pa = (uint64_t)(a >> 12), pb = (uint64_t)(b >> 12);
+    if (pa < cx->lo) cx->lo = pa;
+    if (pb > cx->hi) cx->hi = pb;
+}
 
 /* Visit the mappings of node n (a level-k table) intersecting [p, q), ascending. *freed_out = the
  * mappings freed in n and below: each table's nmap drops once by its total when its visit ends (the same
@@ -190,11 +202,25 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
                 u128 a1 = end < cx->q ? end : cx->q;
                 int64_t f0 = data + (int64_t)((a0 - b) >> 12);
                 int64_t f1 = data + (int64_t)((a1 - b) >> 12);
-                st = host_release(e, f0, f1, &cx->host_changed);
+                int changed = 0;
+                st = host_release(e, f0, f1, &changed);
                 if (st) break;
+                if (changed) {
+                    cx->host_changed = 1;
+                    /* the host pages freed or split lie within [a0, a1) widened to the host's largest page;
+                     * when that page is no larger than this mapping (aligned in both spaces alike), they
+                     * back pages of this mapping only, at the same offsets */
+                    int hs = e->h.pshift;
+                    if (hs > es) {
+                        cx->wide = 1;
+                    } else {
+                        changed_pages(cx, (a0 >> hs) << hs, ((a1 + ((u128)1 << hs) - 1) >> hs) << hs);
+                    }
+                }
             } else {
                 /* entirely inside [p, q) after the splits: unmap and free its frames */
                 node->map[i] = 0;
+                changed_pages(cx, b, end);
                 freed++;
                 buddy_free(&g->buddy, data, es - 12);
                 e->report_dirty = 1;
@@ -257,7 +283,7 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
     event_boundary(e);
     if (q <= p) return ST_OK;
     e->unmapped_bytes += q - p;
-    ReleaseCtx cx = {p, q, 0, e->g.unmap_passthrough, 0};
+    ReleaseCtx cx = {p, q, 0, e->g.unmap_passthrough, 0, 0, UINT64_MAX, 0};
     int st;
     if (!cx.passthrough) {
         /* 1. split the pages crossing p, then those crossing q */
@@ -273,20 +299,22 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
                 st = guest_split(e, x);
                 if (st) return st;
                 cx.changed = 1;
+                /* every page of the split page has a new gs and a new leaf table */
+                changed_pages(&cx, (x >> s) << s, (u128)((x >> s) << s) + ((u128)1 << s));
             }
         }
-        /* 2. free the pages inside */
+        /* 2. free the pages inside (the splits and the frees widen cx's changed pages) */
         st = guest_range(e, &cx);
         if (st) return st;
         if (cx.changed) {
-            bump_gen(e);
+            if (!slots_forget(&e->slots, cx.lo, cx.hi)) bump_gen(e);
             guest_invalidate(e, p, q);
         }
     } else {
         st = guest_range(e, &cx);
         if (st) return st;
         if (cx.host_changed) {
-            bump_gen(e);
+            if (cx.wide || !slots_forget(&e->slots, cx.lo, cx.hi)) bump_gen(e);
             e->C[C_HOST_DISCARDS]++;
             host_flush(e);
         }
