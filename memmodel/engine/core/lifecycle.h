@@ -190,8 +190,23 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
     int64_t freed = 0;
     int st = ST_OK;
     Node *node = node_at(g, n);  /* a release allocates no guest table: the arena does not move */
-    for (int i = (int)lo; i < (int)hi; i++) {
-        if (!node->map[i] && (k == L || node->child[i] < 0)) continue;  /* the common case, cheaply */
+    const int top = (int)hi;
+    for (int i = (int)lo; i < top; i++) {
+        if (k == L) {
+            /* a leaf table is mostly empty on a sparse trace: skip 8 empty entries per step (one 32-byte
+             * test instead of 8 tests; callgrind, sparse nested baseline-4k, 5 munmaps over 8 GiB: the
+             * visits took 32 M instructions, ~15 per entry) */
+            while (i + 8 <= top) {
+                uint64_t w[4];
+                memcpy(w, &node->map[i], sizeof w);
+                if (w[0] | w[1] | w[2] | w[3]) break;
+                i += 8;
+            }
+            while (i < top && !node->map[i]) i++;
+            if (i == top) break;
+        } else if (!node->map[i] && node->child[i] < 0) {
+            continue;  /* the common case, cheaply */
+        }
         u128 b = (u128)node_base + (u128)i * span;
         u128 end = b + span;
         if (node->map[i]) {
