@@ -182,6 +182,15 @@ typedef struct {
     FastArray f1, f2;
 } Hot;
 
+/* Virtual pages [lo, hi) (4 KiB page numbers) that a generation bump may have changed. */
+typedef struct {
+    uint64_t lo, hi;
+} PageRange;
+
+/* Generation bumps whose ranges the Engine keeps (a power of two): a slot at most this many bumps old
+ * is revalidated by range tests instead of resolved again (slot_revalidate). */
+#define GEN_HISTORY 8
+
 typedef struct {
     PyObject_HEAD
     Params p;
@@ -199,6 +208,7 @@ typedef struct {
     Host h;
     Slots slots;
     uint32_t gen;
+    PageRange gen_range[GEN_HISTORY];  /* bump g may have changed pages gen_range[g % GEN_HISTORY] only */
     uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, docs/model.md section 8) until the next
                               * pass, 1..interval (a pass falls where clock % interval == 0) */
     /* repeat collapsing: the last translated page and the counter its repeats hit */
