@@ -28,9 +28,10 @@
  *           (guest frame, guest shift gs, effective shift es = min(gs, hs)) and the generation it was
  *           computed in. A slot exists iff the page was ever translated (touched_bytes). Faults only
  *           add mappings, so a cached slot stays valid until a release changes a mapping or a backing:
- *           a short release marks the slots of the pages it changed stale (slots_forget), a long one or
- *           one that cannot name its pages bumps the generation (docs/model.md Part 3 item 3), and a
- *           stale slot is recomputed on its next use.
+ *           a short release marks the slots of the pages it changed stale (slots_forget), a long one
+ *           bumps the generation and records its pages' range, a slot of an older generation outside
+ *           every range recorded since is current again (slot_revalidate), and a stale slot is
+ *           recomputed on its next use (docs/model.md Part 3 item 3).
  *
  * Exactness of the shortcuts (docs/model.md states the argument; the differential tests prove it):
  *   - Repeat collapsing: after a full translation of page p, p's TLB entry is the most recent entry of
