@@ -38,7 +38,7 @@ static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *sl
 static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4) {
     int st;
     Slot *slot = slot_find(&e->slots, p4);
-    if (slot == NULL || (slot->gen != e->gen && !slot_revalidate(e, slot, p4))) {
+    if (slot == NULL || slot->gen != e->gen) {
         st = resolve(e, p4, &slot);
         if (st) return st;
     } else {
@@ -137,7 +137,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * lookups by size; callgrind, TLB-only sparse: a first touch took ~190 instructions there
          * besides resolving the page) */
         Slot *slot = slot_find(&e->slots, p4);
-        if (slot == NULL || (slot->gen != e->gen && !slot_revalidate(e, slot, p4))) {
+        if (slot == NULL || slot->gen != e->gen) {
             if ((st = resolve(e, p4, &slot))) return st;
         } else {
             e->resolving = 0;
