@@ -209,3 +209,38 @@ def test_a_long_release_revalidates_only_the_pages_outside_its_range(name: str) 
     assert counters["unmaps"] == 20
     assert counters == ref_counters
     assert extras == ref_extras
+
+
+def _frees_among_touched_pages(seed: int) -> list[tuple[str, int, int]]:
+    """3,000 contiguous touched pages, then 30 rounds of a free (one page, three pages or 2 MiB) and 200
+    loads of random pages of the region, with reporting passes falling between them."""
+    rng = np.random.default_rng(seed)
+    base = 0x7F00_0000_0000
+    pages = [base + (i << 12) for i in range(3000)]
+    out: list[tuple[str, int, int]] = [("S", p, 8) for p in pages]
+    for _ in range(30):
+        out.append(("U", base + (int(rng.integers(0, 3000)) << 12), int(rng.choice([4096, 3 * 4096, 1 << 21]))))
+        out += [("L", int(p) + 8, 8) for p in rng.choice(pages, 200)]
+    return out
+
+
+@pytest.mark.parametrize(("guest_page", "host_page", "order"), [
+    ("4K", "2M", 0), ("4K", "1G", 0), ("4K", "1G", 9), ("2M", "2M", 0), ("2M", "1G", 0), ("2M", "1G", 9),
+    ("1G", "1G", 9),
+])
+def test_a_reporting_pass_changes_no_cached_page(guest_page: str, host_page: str, order: int) -> None:
+    """A reporting pass discards host pages of free guest blocks and splits the host pages at their edges;
+    it leaves every mapped page's frame, backing and effective size as they were (docs/model.md Part 3
+    item 3), so the engine keeps every page's cached slot across it. The counters must equal the
+    reference's with discards and host splits around mapped pages."""
+    raw = {"guest": {"page_size": guest_page, "memory": "4G", "zeroing": guest_page != "1G"},
+           "host": {"page_size": host_page, "memory": "8G"},
+           "balloon": {"reporting": True, "interval": 97, "order": order},
+           "tlb": {"l1": [{"page_sizes": ["4K", "2M", "1G"], "entries": 16, "ways": 4}], "l2": []}}
+    config = cfg(raw)
+    trace = _frees_among_touched_pages(seed=order + len(guest_page + host_page))
+    counters, extras = _engine(trace, config, 0)
+    ref_counters, ref_extras = run_reference(trace, config, extras=True)
+    assert counters["host_discards"] > 0 and counters["host_splits"] > 0
+    assert counters == ref_counters
+    assert extras == ref_extras
