@@ -42,16 +42,7 @@ static void *state_alloc(size_t bytes) {
     return calloc(1, bytes);
 }
 
-/* Memory of `bytes` whose contents the owner writes before it reads them (no zeroing below 2 MiB), freed
- * by state_free like state_alloc's. */
-static void *state_alloc_raw(size_t bytes) {
-#if defined(MAP_ANONYMOUS)
-    if (bytes >= STATE_HUGE_MIN) return huge_map(state_mapped_len(bytes), PROT_READ | PROT_WRITE, 0);
-#endif
-    return malloc(bytes);
-}
-
-/* Free what state_alloc, state_alloc_raw or state_grow returned for `bytes` bytes (the size decides how it was made). */
+/* Free what state_alloc or state_grow returned for `bytes` bytes (the size decides how it was made). */
 static void state_free(void *p, size_t bytes) {
     if (!p) return;
 #if defined(MAP_ANONYMOUS)
