@@ -208,7 +208,6 @@ typedef struct {
     Host h;
     Slots slots;
     uint32_t gen;
-    PageRange gen_range[GEN_HISTORY];  /* bump g may have changed pages gen_range[g % GEN_HISTORY] only */
     uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, docs/model.md section 8) until the next
                               * pass, 1..interval (a pass falls where clock % interval == 0) */
     /* repeat collapsing: the last translated page and the counter its repeats hit */
@@ -227,6 +226,8 @@ typedef struct {
     int64_t n_outcomes, cap_outcomes;
     int record_outcomes;
     int started;
+    /* read only when a stale slot is revalidated: last, away from the fields every translation reads */
+    PageRange gen_range[GEN_HISTORY];  /* bump g may have changed pages gen_range[g % GEN_HISTORY] only */
 } Engine;
 
 static inline __attribute__((always_inline)) int leaf_level(int levels, int shift) { return levels - (shift - 12) / 9; }
