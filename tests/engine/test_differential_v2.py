@@ -128,9 +128,9 @@ def test_repeats_around_unmaps_and_reporting_ticks_stay_exact(trace: list[tuple[
 def _many_pages_then_short_releases(seed: int) -> list[tuple[str, int, int]]:
     """17,000 touched 4 KiB pages (the slot table grows to 65,536 slots, so a release of up to 1,024 pages,
     a split 2 MiB page included, marks only its own pages' slots stale instead of bumping the generation),
-    then rounds of short
-    releases inside 2 MiB and 1 GiB pages (one page, three pages, 33 pages, unaligned), each followed by
-    translations of the released pages, of their neighbours in the same huge page and of far pages."""
+    then rounds of short releases inside 2 MiB and 1 GiB pages (one page, three pages, 33 pages, unaligned),
+    each followed by translations of the released pages, of their neighbours in the same huge page and of
+    far pages."""
     rng = np.random.default_rng(seed)
     base = 0x7F00_0000_0000
     pages = [base + (r << 21) + (i << 12) for r in range(34) for i in range(500)]
