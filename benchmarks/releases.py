@@ -73,10 +73,14 @@ def main() -> int:
         ap.error("--pages and --records must be >= 1 and --every >= 2")
 
     from memmodel.analysis.api import run
+    from memmodel.errors import MemmodelError
 
     with tempfile.TemporaryDirectory() as tmp:
         store = args.keep or Path(tmp) / "releases.parquet"
-        unmaps = make_trace(store, args.pages, args.records, args.every)
+        try:
+            unmaps = make_trace(store, args.pages, args.records, args.every)
+        except MemmodelError as exc:
+            ap.error(str(exc))
         print(f"trace: {args.records:,} records over {args.pages:,} random 4 KiB pages, {unmaps:,} U records "
               f"of one page (one per {args.every:,}); {store.stat().st_size / 1e6:.1f} MB Parquet"
               + (f" at {store}" if args.keep else ""))
