@@ -19,8 +19,8 @@ translations/s, faults and releases; then the peak RSS of the process.
 What it measures: a release must make the engine forget what it cached about the pages it changed
 (``docs/model.md`` Part 3, item 3). Making every cached page stale at each release made every page
 walked afterwards resolve again; a short release now marks only its own pages (measured with
-``ab_core.py`` on the default trace, median of 20-30 pairs: 1.96-2.08x TLB-only, 1.24x baseline-4k,
-1.30x baseline-thp).
+``ab_core.py`` on the default trace, medians of 10-30 pairs in several runs: 1.96-2.27x TLB-only,
+1.20-1.24x baseline-4k, 1.30-1.39x baseline-thp).
 """
 
 from __future__ import annotations

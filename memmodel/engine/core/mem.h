@@ -42,14 +42,20 @@ static void *state_alloc(size_t bytes) {
     return calloc(1, bytes);
 }
 
-/* Free what state_alloc or state_grow returned for `bytes` bytes (the size decides how it was made). */
-static void state_free(void *p, size_t bytes) {
+/* Free p, `bytes` long: a mapping of `mapped` bytes when it was made as one (bytes >= `threshold`), else
+ * heap memory. */
+static void free_by_size(void *p, size_t bytes, size_t threshold, size_t mapped) {
     if (!p) return;
 #if defined(MAP_ANONYMOUS)
-    if (bytes >= STATE_HUGE_MIN) { munmap(p, state_mapped_len(bytes)); return; }
+    if (bytes >= threshold) { munmap(p, mapped); return; }
 #endif
+    (void)threshold;
+    (void)mapped;
     free(p);
 }
+
+/* Free what state_alloc or state_grow returned for `bytes` bytes (the size decides how it was made). */
+static void state_free(void *p, size_t bytes) { free_by_size(p, bytes, STATE_HUGE_MIN, state_mapped_len(bytes)); }
 
 /* p (from state_alloc, `old` bytes) grown to `bytes`, contents kept: a new aligned mapping and one copy
  * (mremap could move it to an address the kernel does not back with huge pages). */
@@ -83,13 +89,7 @@ static void *sparse_alloc(size_t bytes) {
 }
 
 /* Free what sparse_alloc returned for `bytes` bytes. */
-static void sparse_free(void *p, size_t bytes) {
-    if (!p) return;
-#if defined(MAP_ANONYMOUS)
-    if (bytes >= SPARSE_MAP_MIN) { munmap(p, sparse_mapped_len(bytes)); return; }
-#endif
-    free(p);
-}
+static void sparse_free(void *p, size_t bytes) { free_by_size(p, bytes, SPARSE_MAP_MIN, sparse_mapped_len(bytes)); }
 
 /* A growable array that moves at most once (the guest table arena): while below 2 MiB it grows by
  * doubling and copying (small traces keep a few heap kilobytes); past that, address space for `limit`

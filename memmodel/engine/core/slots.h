@@ -40,11 +40,11 @@ static inline __attribute__((always_inline)) Slot *slot_find(const Slots *t, uin
  * pages in this range and of no page outside it. Returns 0 when the range is too long to probe page by
  * page (more than cap/64 pages): the caller then bumps the generation with the range (bump_gen). A
  * slot marked here (gen 0: never current, never revalidated) is recomputed by resolve() on its next use.
- * Why not always: probing a page that was never touched is a random miss in the table, and a scan of a
- * table in memory costs the same as the re-resolves it saves (sparse, nested baseline-4k, 5 munmaps of
- * 1-6 GiB: 6 % fewer instructions but 5 % slower, median of 40 pairs); a short range is what a program
- * that gives back small blocks often (free, madvise) does, and there a generation bump makes every page
- * walked afterwards resolve again. */
+ * Why not always: probing a page that was never touched is a random miss in the table, and scanning a
+ * table in memory instead cost what it saved (sparse, nested baseline-4k, 5 munmaps of 1-6 GiB: 6 % fewer
+ * instructions but 5 % slower, median of 40 pairs); a long range is recorded with its bump instead
+ * (slot_revalidate). A short range is what a program that gives back small blocks often (free, madvise)
+ * does. */
 static int slots_forget(Slots *t, uint64_t a, uint64_t b) {
     if (b <= a) return 1;
     if (b - a > (uint64_t)t->cap / 64) return 0;

@@ -32,18 +32,26 @@ static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *sl
     e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
 }
 
+/* *out = page p4's current slot: found, or resolved first (steps 1-2) when missing or stale. */
+static inline __attribute__((always_inline)) int slot_ready(Engine *e, uint64_t p4, Slot **out) {
+    Slot *slot = slot_find(&e->slots, p4);
+    if (slot == NULL || slot->gen != e->gen) {
+        int st = resolve(e, p4, &slot);
+        if (st) return st;
+    } else {
+        e->resolving = 0;
+    }
+    *out = slot;
+    return ST_OK;
+}
+
 /* The full path of one translation of page p4 (faults, TLB lookups by entry size, the 2D walk), for a
  * translation of a run with entries of several sizes that the repeat path did not settle (a 4 KiB-only
  * run settles every translation in translate()). Out of line: it is the long path. */
 static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4) {
     int st;
-    Slot *slot = slot_find(&e->slots, p4);
-    if (slot == NULL || slot->gen != e->gen) {
-        st = resolve(e, p4, &slot);
-        if (st) return st;
-    } else {
-        e->resolving = 0;
-    }
+    Slot *slot;
+    if ((st = slot_ready(e, p4, &slot))) return st;
     int es = slot->es;
     int code = (es - 12) / 9;
     uint64_t vpn = p4 >> (es - 12);
@@ -136,12 +144,8 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * same steps as translate_full's walk branch, without its call, its second slot search and its
          * lookups by size; callgrind, TLB-only sparse: a first touch took ~190 instructions there
          * besides resolving the page) */
-        Slot *slot = slot_find(&e->slots, p4);
-        if (slot == NULL || slot->gen != e->gen) {
-            if ((st = resolve(e, p4, &slot))) return st;
-        } else {
-            e->resolving = 0;
-        }
+        Slot *slot;
+        if ((st = slot_ready(e, p4, &slot))) return st;
         walk(e, slot, p4);
         /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
          * rows found above are still the sets to fill */
