@@ -26,18 +26,16 @@ def configs_list(ctx: typer.Context) -> None:
     """List the VM presets (use with -c) and the CPU presets (use with --cpu)."""
     if ctx.invoked_subcommand is not None:
         return
-    import tomllib
-
-    from memmodel.config import preset_names, preset_text
+    from memmodel.config import preset_document, preset_names
 
     with user_errors():
         typer.echo("VM presets (memmodel simulate -c NAME):")
         for name in preset_names("vm"):
-            desc = tomllib.loads(preset_text(name, "vm")).get("description", "")
+            desc = preset_document(name, "vm").get("description", "")
             typer.echo(f"  {name:<14} {desc}")
         typer.echo("CPU presets (--cpu NAME, or cpu = \"NAME\" in a config):")
         for name in preset_names("cpu"):
-            desc = tomllib.loads(preset_text(name, "cpu")).get("description", "")
+            desc = preset_document(name, "cpu").get("description", "")
             typer.echo(f"  {name:<16} {desc}")
 
 

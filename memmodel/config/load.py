@@ -11,6 +11,8 @@ allowed values.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import tomllib
 from importlib import resources
@@ -84,6 +86,22 @@ def preset_text(name: str, kind: str = "vm") -> str:
     return path.read_text(encoding="utf-8")
 
 
+@functools.cache
+def _preset_document_shared(name: str, kind: str) -> dict[str, Any]:
+    return tomllib.loads(preset_text(name, kind))
+
+
+def preset_document(name: str, kind: str = "vm") -> dict[str, Any]:
+    """The parsed TOML document of a shipped preset (a copy the caller may edit), raising ConfigError with
+    the known names if absent.
+
+    Each preset is parsed once per process (shipped files do not change while it runs): parsing the VM
+    and CPU presets again for every replay took ~0.5 ms of the 0.9 ms that a nested replay of a short
+    trace took end to end (cProfile, 300 runs of baseline-4k with the skylake CPU on 50 records).
+    """
+    return copy.deepcopy(_preset_document_shared(name, kind))
+
+
 def load_config(spec: str | Path, cpu: str | None = None) -> ModelConfig:
     """Load a config from a preset name or a TOML file path, resolving its CPU preset.
 
@@ -94,8 +112,22 @@ def load_config(spec: str | Path, cpu: str | None = None) -> ModelConfig:
     Returns:
         The validated, fully resolved config.
     """
-    raw, source = load_raw(spec)
-    return parse_config(raw, source=source, cpu=cpu)
+    if _is_config_file(str(spec)):
+        raw, source = load_raw(spec)
+        return parse_config(raw, source=source, cpu=cpu)
+    return _preset_config(str(spec), cpu)
+
+
+@functools.cache
+def _preset_config(name: str, cpu: str | None) -> ModelConfig:
+    """A VM preset resolved with a CPU preset, once per process (the config is frozen)."""
+    return parse_config(_preset_document_shared(name, "vm"), source=f"preset:{name}", cpu=cpu)
+
+
+def _is_config_file(spec: str) -> bool:
+    """Whether a config spec names a file (a ``.toml`` path, or any path that exists) rather than a preset."""
+    path = Path(spec)
+    return path.suffix == ".toml" or path.exists()
 
 
 def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
@@ -105,7 +137,7 @@ def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
     """
     spec_str = str(spec)
     path = Path(spec_str)
-    if path.suffix == ".toml" or path.exists():
+    if _is_config_file(spec_str):
         if not path.is_file():
             raise ConfigError(f"{spec_str}: no such config file")
         source = str(path)
@@ -117,8 +149,7 @@ def load_raw(spec: str | Path) -> tuple[dict[str, Any], str]:
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read the config: {exc.strerror or exc}") from None
     else:
-        source = f"preset:{spec_str}"
-        text = preset_text(spec_str, "vm")
+        return preset_document(spec_str, "vm"), f"preset:{spec_str}"
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -160,7 +191,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>", cpu: str | None 
     if cpu_name:
         cpu_source = f"cpu preset {cpu_name!r}"
         try:
-            cpu_raw = tomllib.loads(preset_text(cpu_name, "cpu"))
+            cpu_raw = _preset_document_shared(cpu_name, "cpu")  # read only here
         except ConfigError as exc:
             raise ConfigError(f"{source}: key 'cpu': {exc}") from None
         _check_keys(cpu_raw, _CPU_KEYS, "", cpu_source)

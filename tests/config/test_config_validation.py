@@ -160,3 +160,34 @@ def test_unknown_preset_lists_the_known_ones() -> None:
 def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[guest\n"))
+
+
+def test_a_preset_document_is_a_copy_that_a_sweep_may_edit() -> None:
+    """Presets are parsed once per process; what load_raw hands out is the caller's own copy, so a sweep's
+    edit of one document never reaches the next load of the same preset."""
+    from memmodel.config import load_raw, preset_document
+
+    raw, source = load_raw("baseline-4k")
+    assert source == "preset:baseline-4k"
+    raw["guest"]["fragmentation"] = 0.99
+    raw["host"]["memory"] = "1G"
+    preset_document("skylake", "cpu")["tlb"].clear()
+    again, _ = load_raw("baseline-4k")
+    assert again["guest"]["fragmentation"] == 0.0 and again["host"]["memory"] == "64G"
+    config = load_config("baseline-4k", cpu="skylake")
+    assert config.guest.fragmentation == 0.0 and config.host.memory == 64 * GIB and config.tlb_l1
+    assert parse_config(raw, source).guest.fragmentation == 0.99
+
+
+def test_a_config_file_is_read_again_on_every_load_even_where_a_preset_has_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only shipped presets are resolved once per process: a file may change between loads, and a file
+    whose path is a preset's name is the file."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "baseline-4k"
+    path.write_text('name = "mine"\nvirtualized = false\n', encoding="utf-8")
+    assert not load_config("baseline-4k").virtualized
+    path.write_text('name = "mine"\nvirtualized = true\n', encoding="utf-8")
+    assert load_config("baseline-4k").virtualized
+    path.unlink()
+    assert load_config("baseline-4k").name == "baseline-4k"
