@@ -106,8 +106,7 @@ static void Engine_dealloc(Engine *e) {
     sparse_free(h->occ2m, host_map_bytes(h, gf, HOST_OCC2M));
     sparse_free(h->occ1g, host_map_bytes(h, gf, HOST_OCC1G));
     for (int k = 2; k <= h->levels && k < 6; k++) sparse_free(h->tbl[k], host_map_bytes(h, gf, HOST_TBL + k));
-    state_free(e->slots.e, (size_t)e->slots.cap * sizeof(Slot));
-    state_free(e->slots.cold, (size_t)e->slots.cap * sizeof(SlotCold));
+    slots_free(&e->slots);
     free(e->series);
     free(e->outcomes);
     free(e->outcome_shifts);
@@ -248,7 +247,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     }
     PyBuffer_Release(&gv);
     PyBuffer_Release(&hv);
-    if (st == ST_OK) st = slots_init(&e->slots, 1 << 12);
+    if (st == ST_OK) st = slots_init(&e->slots, 1 << 12, e->p.virt);
     if (st) { raise_status(st); return -1; }
     e->gen = 1;
     e->to_snapshot = e->p.window;
@@ -322,16 +321,19 @@ typedef struct {
 } BadRecord;
 
 /* The record loop (docs/model.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
- * straddle twice; U unmaps). W1/W2/OUT as in translate(); PACKED: the records are in the packed form.
+ * straddle twice; U unmaps). W1/W2/OUT as in translate(); PACKED: the records are in the packed form;
+ * REPORT: 0 when the loop is compiled for a run without free page reporting (the clock is then only
+ * counted, and its three tests per record fold away: callgrind, TLB-only pchase, 199.9 M -> 187.0 M
+ * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine.
  * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
 static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
                                                               const int W1, const int W2, const int OUT,
-                                                              const int PACKED) {
+                                                              const int PACKED, const int REPORT) {
     int st = ST_OK;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
     Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k)};
-    const int report = e->p.report, virt = e->p.virt;  /* fixed for the run: not reloaded per record */
+    const int report = REPORT && e->p.report, virt = e->p.virt;  /* fixed for the run: not reloaded per record */
     uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
@@ -395,14 +397,15 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
 }
 
 /* The record loop specialised for the ways of the 4 KiB L1 and L2 arrays of the CPU presets (0 = read
- * at run time), for the packed form that every replay of memmodel.analysis reads: with the ways known,
- * the LRU layout tests and strides fold (callgrind: ~20 % fewer instructions per translation on the big
- * random chase with Skylake's, ~20 % with Zen 4's). Each instance costs ~6 s of compile time, so the
- * plain form (Replay.feed: tests, callers with their own arrays) and outcome recording take one generic
- * loop each. feed_records picks the loop. */
+ * at run time), for the packed form that every replay of memmodel.analysis reads, in a run without free
+ * page reporting: with the ways known, the LRU layout tests and strides fold (callgrind: ~20 % fewer
+ * instructions per translation on the big random chase with Skylake's, ~20 % with Zen 4's). Each instance
+ * costs ~4 s of compile time, so the plain form (Replay.feed: tests, callers with their own arrays),
+ * outcome recording and reporting take one generic loop each (the one reporting preset, baseline-thp-fpr,
+ * maps 2 MiB pages: the 4 KiB loops never served it). feed_records picks the loop. */
 #define RECORDS_LOOP_FOR(W1, W2)                                                                      \
     static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, BadRecord *bad) { \
-        return records_loop(e, r, bad, W1, W2, 0, 1);                                                 \
+        return records_loop(e, r, bad, W1, W2, 0, 1, 0);                                              \
     }
 RECORDS_LOOP_FOR(0, 0)
 RECORDS_LOOP_FOR(4, 12)  /* skylake */
@@ -412,18 +415,22 @@ RECORDS_LOOP_FOR(64, 8)  /* zen2, zen3 (fully associative L1) */
 RECORDS_LOOP_FOR(72, 8)  /* zen4 */
 RECORDS_LOOP_FOR(96, 8)  /* zen5 */
 
-/* the generic loops: the plain form, and outcome recording (compare --mrc, memmodel sample) */
+/* the generic loops: the plain form, outcome recording (compare --mrc, memmodel sample), reporting */
 static __attribute__((noinline)) int records_loop_plain(Engine *e, Records r, BadRecord *bad) {
-    return records_loop(e, r, bad, 0, 0, 0, 0);
+    return records_loop(e, r, bad, 0, 0, 0, 0, 1);
 }
 static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
-    return packed ? records_loop(e, r, bad, 0, 0, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0);
+    return packed ? records_loop(e, r, bad, 0, 0, 1, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0, 1);
+}
+static __attribute__((noinline)) int records_loop_report(Engine *e, Records r, BadRecord *bad) {
+    return records_loop(e, r, bad, 0, 0, 0, 1, 1);
 }
 
 static int feed_records(Engine *e, Records r, BadRecord *bad) {
     int packed = r.meta != NULL;
     if (e->record_outcomes) return records_loop_any(e, r, bad, packed);
     if (!packed) return records_loop_plain(e, r, bad);
+    if (e->p.report) return records_loop_report(e, r, bad);
     int w1 = -1, w2 = -1;  /* -1: no such array (then the specialised loops never look it up) */
     if (e->l1_4k >= 0) w1 = (int)e->arrays[e->l1_4k].ways;
     if (e->l2_4k >= 0) w2 = (int)e->arrays[e->l2_4k].ways;
