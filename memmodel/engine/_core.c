@@ -327,8 +327,9 @@ typedef struct {
  * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine.
  * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
 static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
-                                                              const int W1, const int W2, const int OUT,
-                                                              const int PACKED, const int REPORT) {
+                                                              const int W1, const int S1, const int W2,
+                                                              const int S2, const int OUT, const int PACKED,
+                                                              const int REPORT) {
     int st = ST_OK;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
@@ -342,7 +343,7 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         if (PACKED) {
             uint32_t m = r.meta[i];
             k = m & 7u;
-            if (m & META_ESCAPE) {
+            if (__builtin_expect(m & META_ESCAPE, 0)) {
                 if (esc == r.n_esc) { bad->at = i; bad->kind = -1; break; }
                 sz = r.esc_size[esc];
                 ic = r.esc_icount[esc];
@@ -376,9 +377,10 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         }
         if (k <= KIND_M) {
             uint64_t a = r.gva[i];
-            if ((st = translate(e, a, W1, W2, OUT, &hot))) break;
+            if ((st = translate(e, a, W1, S1, W2, S2, OUT, &hot))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
-            if (sz > 4096 - (a & 4095) && (st = translate(e, a + sz - 1, W1, W2, OUT, &hot))) break;
+            if (__builtin_expect(sz > 4096 - (a & 4095), 0) && (st = translate(e, a + sz - 1, W1, S1, W2, S2, OUT, &hot)))
+                break;
             if (report && (st = tick(e))) break;
             continue;
         }
@@ -396,34 +398,51 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     return st;
 }
 
-/* The record loop specialised for the ways of the 4 KiB L1 and L2 arrays of the CPU presets (0 = read
- * at run time), for the packed form that every replay of memmodel.analysis reads, in a run without free
- * page reporting: with the ways known, the LRU layout tests and strides fold (callgrind: ~20 % fewer
- * instructions per translation on the big random chase with Skylake's, ~20 % with Zen 4's). Each instance
- * costs ~4 s of compile time, so the plain form (Replay.feed: tests, callers with their own arrays),
- * outcome recording and reporting take one generic loop each (the one reporting preset, baseline-thp-fpr,
- * maps 2 MiB pages: the 4 KiB loops never served it). feed_records picks the loop. */
-#define RECORDS_LOOP_FOR(W1, W2)                                                                      \
-    static __attribute__((noinline)) int records_loop_##W1##_##W2(Engine *e, Records r, BadRecord *bad) { \
-        return records_loop(e, r, bad, W1, W2, 0, 1, 0);                                              \
+/* The record loop specialised for the geometry (ways and sets) of the 4 KiB L1 and L2 arrays of the CPU
+ * presets, for the packed form that every replay of memmodel.analysis reads, in a run without free page
+ * reporting: with the ways known, the LRU layout tests and strides fold (callgrind: ~20 % fewer
+ * instructions per translation on the big random chase with Skylake's, ~20 % with Zen 4's); with the
+ * sets known, a set is found without testing for the array and its power of two (Zen 4's 384 sets: a
+ * multiplication instead of a division). Each instance costs ~4 s of compile time, so other geometries,
+ * the plain form (Replay.feed: tests, callers with their own arrays), outcome recording and reporting take
+ * one generic loop each (the one reporting preset, baseline-thp-fpr, maps 2 MiB pages: the 4 KiB loops
+ * never served it). feed_records picks the loop from LOOPS. */
+typedef int (*RecordsLoop)(Engine *e, Records r, BadRecord *bad);
+
+#define RECORDS_LOOP_FOR(W1, S1, W2, S2)                                                              \
+    static __attribute__((noinline)) int records_loop_##W1##_##S1##_##W2##_##S2(Engine *e, Records r,  \
+                                                                                  BadRecord *bad) {     \
+        return records_loop(e, r, bad, W1, S1, W2, S2, 0, 1, 0);                                      \
     }
-RECORDS_LOOP_FOR(0, 0)
-RECORDS_LOOP_FOR(4, 12)  /* skylake */
-RECORDS_LOOP_FOR(4, 16)  /* icelake */
-RECORDS_LOOP_FOR(6, 16)  /* sapphire-rapids */
-RECORDS_LOOP_FOR(64, 8)  /* zen2, zen3 (fully associative L1) */
-RECORDS_LOOP_FOR(72, 8)  /* zen4 */
-RECORDS_LOOP_FOR(96, 8)  /* zen5 */
+RECORDS_LOOP_FOR(0, 0, 0, 0)
+RECORDS_LOOP_FOR(4, 16, 12, 128)  /* skylake */
+RECORDS_LOOP_FOR(4, 16, 16, 128)  /* icelake */
+RECORDS_LOOP_FOR(6, 16, 16, 128)  /* sapphire-rapids */
+RECORDS_LOOP_FOR(64, 1, 8, 256)   /* zen2, zen3 (fully associative L1) */
+RECORDS_LOOP_FOR(72, 1, 8, 384)   /* zen4 */
+RECORDS_LOOP_FOR(96, 1, 8, 512)   /* zen5 */
+
+static const struct {
+    int w1, s1, w2, s2;
+    RecordsLoop loop;
+} LOOPS[] = {
+    {4, 16, 12, 128, records_loop_4_16_12_128},
+    {4, 16, 16, 128, records_loop_4_16_16_128},
+    {6, 16, 16, 128, records_loop_6_16_16_128},
+    {64, 1, 8, 256, records_loop_64_1_8_256},
+    {72, 1, 8, 384, records_loop_72_1_8_384},
+    {96, 1, 8, 512, records_loop_96_1_8_512},
+};
 
 /* the generic loops: the plain form, outcome recording (compare --mrc, memmodel sample), reporting */
 static __attribute__((noinline)) int records_loop_plain(Engine *e, Records r, BadRecord *bad) {
-    return records_loop(e, r, bad, 0, 0, 0, 0, 1);
+    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 0, 1);
 }
 static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
-    return packed ? records_loop(e, r, bad, 0, 0, 1, 1, 1) : records_loop(e, r, bad, 0, 0, 1, 0, 1);
+    return packed ? records_loop(e, r, bad, 0, 0, 0, 0, 1, 1, 1) : records_loop(e, r, bad, 0, 0, 0, 0, 1, 0, 1);
 }
 static __attribute__((noinline)) int records_loop_report(Engine *e, Records r, BadRecord *bad) {
-    return records_loop(e, r, bad, 0, 0, 0, 1, 1);
+    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 1, 1);
 }
 
 static int feed_records(Engine *e, Records r, BadRecord *bad) {
@@ -431,16 +450,14 @@ static int feed_records(Engine *e, Records r, BadRecord *bad) {
     if (e->record_outcomes) return records_loop_any(e, r, bad, packed);
     if (!packed) return records_loop_plain(e, r, bad);
     if (e->p.report) return records_loop_report(e, r, bad);
-    int w1 = -1, w2 = -1;  /* -1: no such array (then the specialised loops never look it up) */
-    if (e->l1_4k >= 0) w1 = (int)e->arrays[e->l1_4k].ways;
-    if (e->l2_4k >= 0) w2 = (int)e->arrays[e->l2_4k].ways;
-    if (w1 == 4 && w2 == 12) return records_loop_4_12(e, r, bad);
-    if (w1 == 4 && w2 == 16) return records_loop_4_16(e, r, bad);
-    if (w1 == 6 && w2 == 16) return records_loop_6_16(e, r, bad);
-    if (w1 == 64 && w2 == 8) return records_loop_64_8(e, r, bad);
-    if (w1 == 72 && w2 == 8) return records_loop_72_8(e, r, bad);
-    if (w1 == 96 && w2 == 8) return records_loop_96_8(e, r, bad);
-    return records_loop_0_0(e, r, bad);
+    if (e->l1_4k >= 0 && e->l2_4k >= 0) {
+        const Lru *a1 = &e->arrays[e->l1_4k], *a2 = &e->arrays[e->l2_4k];
+        for (size_t i = 0; i < sizeof LOOPS / sizeof LOOPS[0]; i++)
+            if (a1->ways == LOOPS[i].w1 && a1->sets == LOOPS[i].s1 && a2->ways == LOOPS[i].w2 &&
+                a2->sets == LOOPS[i].s2)
+                return LOOPS[i].loop(e, r, bad);
+    }
+    return records_loop_0_0_0_0(e, r, bad);
 }
 
 /* The error for a loop stopped at bad input (a Python exception set; returns NULL). */

@@ -3,7 +3,7 @@
 The engine stores a set of up to 4 ways as an order word and the tags in place, 5 to 16 ways with 8-bit
 fingerprints in one or two words before the tags, 17 to 255 ways (Zen's fully associative L1s) with
 fingerprints and a doubly linked recency list, and more ways as a list shifted on every hit; the
-record loop is compiled separately for the 4 KiB L1/L2 ways of the CPU presets (4/12, 4/16, 6/16, any/8).
+record loop is compiled separately for the 4 KiB L1/L2 geometry (sets and ways) of the CPU presets.
 These tests run every one of those shapes against the literal reference (a plain most-recent-first
 list), with pages chosen to crowd a few sets, tags whose fingerprints collide inside a set, and ``U``
 records that invalidate entries in the middle of a set's order.
@@ -70,9 +70,10 @@ def _engine(records: list[tuple[str, int, int]], config: Any) -> dict[str, Any]:
 
 
 @st.composite
-def crowded_traces(draw: st.DrawFn, sets: int, ways: int) -> list[tuple[str, int, int]]:
-    """Accesses to about 2 x ways pages per set (hits, evictions, refills), fingerprint collisions, U."""
-    pool = [p * sets + draw(st.integers(0, sets - 1)) for p in range(2 * ways + 2)]
+def crowded_traces(draw: st.DrawFn, sets: int, ways: int, spread: int = 0) -> list[tuple[str, int, int]]:
+    """Accesses to about 2 x ways pages per set (hits, evictions, refills), fingerprint collisions, U;
+    with ``spread``, the pages fall in the first ``spread`` sets only (a large array crowded all the same)."""
+    pool = [p * sets + draw(st.integers(0, min(sets, spread or sets) - 1)) for p in range(2 * ways + 2)]
     pool += colliding_pages(sets, 3)
     n = draw(st.integers(1, max(160, 4 * ways)))
     out: list[tuple[str, int, int]] = []
@@ -98,21 +99,36 @@ def test_a_single_array_of_any_ways_keeps_the_lru_list(ways: int, data: st.DataO
     assert _engine(trace, config) == run_reference(trace, config)
 
 
-# the (L1, L2) 4 KiB ways the record loop is specialised for (Skylake, Ice Lake, Sapphire Rapids, Zen's
-# fully associative L1s of 64, 72 and 96 ways), and shapes that take the generic loop
-SPECIALISED = [((16, 4), (128, 12)), ((16, 4), (4, 16)), ((16, 6), (4, 16)), ((1, 64), (2, 8)), ((1, 72), (3, 8)),
-               ((1, 96), (2, 8)), ((1, 20), (8, 8)),
-               ((2, 4), (3, 8)), ((3, 5), (2, 12)), ((4, 4), (2, 3))]
+# the (sets, ways) of the (L1, L2) 4 KiB arrays the record loop is specialised for (Skylake, Ice Lake,
+# Sapphire Rapids, Zen 2/3, Zen 4, Zen 5), then shapes that take the generic loop: the presets' ways with
+# other sets, and others
+SPECIALISED = [((16, 4), (128, 12)), ((16, 4), (128, 16)), ((16, 6), (128, 16)), ((1, 64), (256, 8)),
+               ((1, 72), (384, 8)), ((1, 96), (512, 8))]
+GENERIC = [((16, 4), (4, 16)), ((16, 6), (4, 16)), ((1, 64), (2, 8)), ((1, 72), (3, 8)), ((1, 96), (2, 8)),
+           ((1, 20), (8, 8)), ((2, 4), (3, 8)), ((3, 5), (2, 12)), ((4, 4), (2, 3))]
 
 
-@pytest.mark.parametrize(("l1", "l2"), SPECIALISED)
+@pytest.mark.parametrize(("l1", "l2"), SPECIALISED + GENERIC)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_two_level_tlbs_of_every_specialised_loop_keep_the_lru_lists(l1: tuple[int, int], l2: tuple[int, int],
                                                                      data: st.DataObject) -> None:
-    trace = data.draw(crowded_traces(l2[0], l2[1]), label="trace")
+    # pages crowd the first two L2 sets (and so, the L2 sets being a multiple of the L1's, two L1 sets)
+    trace = data.draw(crowded_traces(l2[0], l2[1], spread=2), label="trace")
     config = cfg(_native(l1, l2))
     assert _engine(trace, config) == run_reference(trace, config)
+
+
+def test_every_cpu_presets_4k_tlb_geometry_is_among_the_specialised_ones_under_test() -> None:
+    """The record loop is specialised for the presets' 4 KiB L1/L2 geometry; a preset whose geometry
+    changed would silently take the generic loop (and the test above would not cover its loop)."""
+    from memmodel.config import load_config, preset_names
+
+    for cpu in preset_names("cpu"):
+        config = load_config("native-4k", cpu=cpu)
+        l1 = next(a for a in config.tlb_l1 if 12 in a.page_shifts)
+        l2 = next(a for a in config.tlb_l2 if 12 in a.page_shifts)
+        assert ((l1.sets, l1.ways), (l2.sets, l2.ways)) in SPECIALISED, cpu
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -78,9 +78,11 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4) {
     return ST_OK;
 }
 
-/* The set of page p4 in a 4 KiB array of the record loop (W: its ways when compile-time, else 0). */
-static inline __attribute__((always_inline)) int64_t *fast_row(const FastArray *f, uint64_t p4, const int W) {
-    uint64_t s = f->mask >= 0 ? (p4 & (uint64_t)f->mask) : (p4 % (uint64_t)f->sets);
+/* The set of page p4 in a 4 KiB array of the record loop (W, S: its ways and sets when compile-time,
+ * else 0). */
+static inline __attribute__((always_inline)) int64_t *fast_row(const FastArray *f, uint64_t p4, const int W,
+                                                                const int S) {
+    uint64_t s = S ? p4 % (uint64_t)S : f->mask >= 0 ? (p4 & (uint64_t)f->mask) : (p4 % (uint64_t)f->sets);
     return f->base + (int64_t)s * (W ? lru_row_words(W) : f->stride);
 }
 
@@ -93,13 +95,14 @@ static inline FastArray fast_array(Engine *e, int which) {
 
 /* One translation of virtual address v (docs/model.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
- * benchmark: the call and its spills were a visible share of a translation). W1/W2: the ways of the
- * 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants), else 0; OUT:
+ * benchmark: the call and its spills were a visible share of a translation). W1/S1, W2/S2: the ways and
+ * sets of the 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants;
+ * then both arrays exist), else 0; OUT:
  * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1.
  * hot: the record loop's locals (state.h): the L1 hits of the fast paths, added to the counter before a
  * time-series row and when the loop ends, and the countdown to the next row. */
-static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int W2,
-                                                           const int OUT, Hot *hot) {
+static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int S1,
+                                                           const int W2, const int S2, const int OUT, Hot *hot) {
     uint64_t p4 = v >> 12;
     int st;
     if (p4 == e->last_p4 && e->last_counter >= 0) {
@@ -114,9 +117,10 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
     int64_t tag4 = (int64_t)(p4 << 2);
     /* each 4 KiB array's set is found once, for its lookup and its fill */
     const Lru *a1 = hot->f1.a, *a2 = hot->f2.a;
+    const int has1 = S1 || a1, has2 = S2 || a2;  /* folds to 1 in the specialised loops */
     int64_t *row1 = NULL, *row2 = NULL;
-    if (a1) {
-        row1 = fast_row(&hot->f1, p4, W1);
+    if (has1) {
+        row1 = fast_row(&hot->f1, p4, W1, S1);
         if (lru_lookup_row(row1, a1, tag4, W1)) {
             /* 4 KiB fast path: the hit proves p4 is mapped, backed and touched (file comment) */
             hot->l1_hits++;
@@ -127,14 +131,14 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         }
     }
     hot->missed = 1;
-    if (a2) {
-        row2 = fast_row(&hot->f2, p4, W2);
+    if (has2) {
+        row2 = fast_row(&hot->f2, p4, W2, S2);
         if (lru_lookup_row(row2, a2, tag4, W2)) {
             /* the same proof for an L2 hit; the entry then fills the L1 (if an L1 array holds 4K) */
             e->C[C_L2_HITS]++;
-            if (row1) lru_fill_row(row1, a1, tag4, W1);
+            if (has1) lru_fill_row(row1, a1, tag4, W1);
             e->last_p4 = p4;
-            e->last_counter = a1 ? C_L1_HITS : C_L2_HITS;
+            e->last_counter = has1 ? C_L1_HITS : C_L2_HITS;
             if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_L2, 12))) return st;
             goto counted;
         }
@@ -149,10 +153,10 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         walk(e, slot, p4);
         /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
          * rows found above are still the sets to fill */
-        if (row2) lru_fill_row(row2, a2, tag4, W2);
-        if (row1) lru_fill_row(row1, a1, tag4, W1);
+        if (has2) lru_fill_row(row2, a2, tag4, W2);
+        if (has1) lru_fill_row(row1, a1, tag4, W1);
         e->last_p4 = p4;
-        e->last_counter = a1 ? C_L1_HITS : (a2 ? C_L2_HITS : -1);
+        e->last_counter = has1 ? C_L1_HITS : (has2 ? C_L2_HITS : -1);
         if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
         goto counted;
     }
