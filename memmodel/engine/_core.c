@@ -321,7 +321,7 @@ typedef struct {
 } BadRecord;
 
 /* The record loop (docs/model.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
- * straddle twice; U unmaps). W1/W2/OUT as in translate(); PACKED: the records are in the packed form;
+ * straddle twice; U unmaps). W1/S1/W2/S2/OUT as in translate(); PACKED: the records are in the packed form;
  * REPORT: 0 when the loop is compiled for a run without free page reporting (the clock is then only
  * counted, and its three tests per record fold away: callgrind, TLB-only pchase, 199.9 M -> 187.0 M
  * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine.
