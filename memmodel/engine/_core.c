@@ -409,30 +409,28 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
  * never served it). feed_records picks the loop from LOOPS. */
 typedef int (*RecordsLoop)(Engine *e, Records r, BadRecord *bad);
 
+/* The geometries (L1 ways, sets; L2 ways, sets): one list gives the loops and the table they are picked from. */
+#define PRESET_GEOMETRIES(X)                                   \
+    X(4, 16, 12, 128)  /* skylake */                          \
+    X(4, 16, 16, 128)  /* icelake */                          \
+    X(6, 16, 16, 128)  /* sapphire-rapids */                  \
+    X(64, 1, 8, 256)   /* zen2, zen3 (fully associative L1) */ \
+    X(72, 1, 8, 384)   /* zen4 */                             \
+    X(96, 1, 8, 512)   /* zen5 */
+
 #define RECORDS_LOOP_FOR(W1, S1, W2, S2)                                                              \
     static __attribute__((noinline)) int records_loop_##W1##_##S1##_##W2##_##S2(Engine *e, Records r,  \
                                                                                   BadRecord *bad) {     \
         return records_loop(e, r, bad, W1, S1, W2, S2, 0, 1, 0);                                      \
     }
 RECORDS_LOOP_FOR(0, 0, 0, 0)
-RECORDS_LOOP_FOR(4, 16, 12, 128)  /* skylake */
-RECORDS_LOOP_FOR(4, 16, 16, 128)  /* icelake */
-RECORDS_LOOP_FOR(6, 16, 16, 128)  /* sapphire-rapids */
-RECORDS_LOOP_FOR(64, 1, 8, 256)   /* zen2, zen3 (fully associative L1) */
-RECORDS_LOOP_FOR(72, 1, 8, 384)   /* zen4 */
-RECORDS_LOOP_FOR(96, 1, 8, 512)   /* zen5 */
+PRESET_GEOMETRIES(RECORDS_LOOP_FOR)
 
+#define LOOP_ROW(W1, S1, W2, S2) {W1, S1, W2, S2, records_loop_##W1##_##S1##_##W2##_##S2},
 static const struct {
     int w1, s1, w2, s2;
     RecordsLoop loop;
-} LOOPS[] = {
-    {4, 16, 12, 128, records_loop_4_16_12_128},
-    {4, 16, 16, 128, records_loop_4_16_16_128},
-    {6, 16, 16, 128, records_loop_6_16_16_128},
-    {64, 1, 8, 256, records_loop_64_1_8_256},
-    {72, 1, 8, 384, records_loop_72_1_8_384},
-    {96, 1, 8, 512, records_loop_96_1_8_512},
-};
+} LOOPS[] = {PRESET_GEOMETRIES(LOOP_ROW)};
 
 /* the generic loops: the plain form, outcome recording (compare --mrc, memmodel sample), reporting */
 static __attribute__((noinline)) int records_loop_plain(Engine *e, Records r, BadRecord *bad) {
