@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -130,19 +131,35 @@ _SAMPLED: dict[tuple[Any, ...], bool] = {}
 
 def _stat_key(trace: str | Path) -> tuple[Any, ...] | None:
     """What identifies a file's content without reading it: device, inode, size, modification and change
-    times in nanoseconds (None when it cannot be stat-ed). Device and inode name the file whatever path
-    reaches it (no path resolution: it cost more than the stat)."""
+    times in nanoseconds (None when it cannot be stat-ed or is not a regular file). Device and inode name
+    the file whatever path reaches it (no path resolution: it cost more than the stat)."""
     try:
         st = os.stat(trace)
-    except OSError:
+    except (OSError, ValueError):
+        return None
+    if not S_ISREG(st.st_mode):
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _per_file(memo: dict[tuple[Any, ...], Any], trace: str | Path, compute: Callable[[Any], Any]) -> Any:
+#: ``key`` of :func:`_per_file` when the caller has not stat-ed the file.
+_UNKNOWN: Final[Any] = object()
+
+
+def _per_file(memo: dict[tuple[Any, ...], Any], trace: str | Path, compute: Callable[[Any], Any],
+              key: tuple[Any, ...] | None = _UNKNOWN) -> Any:
     """``compute(trace)``, once per process while the file's :func:`_stat_key` is unchanged. Bounded: past
-    256 files the memo starts again (a long session over many files recomputes, it never grows)."""
-    key = _stat_key(trace)
+    256 files the memo starts again (a long session over many files recomputes, it never grows).
+
+    Args:
+        memo: the memo of ``compute``.
+        trace: the file.
+        compute: what to compute of it.
+        key: the file's :func:`_stat_key` when the caller already has it (:func:`run` stats each file once:
+            a stat and a ``Path.is_file`` per replay cost ~10 us of a ~0.8 ms replay of a short trace).
+    """
+    if key is _UNKNOWN:
+        key = _stat_key(trace)
     if key is None:
         return compute(trace)
     if key not in memo:
@@ -152,7 +169,7 @@ def _per_file(memo: dict[tuple[Any, ...], Any], trace: str | Path, compute: Call
     return memo[key]
 
 
-def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
+def cached_trace_identity(trace: str | Path, key: tuple[Any, ...] | None = _UNKNOWN) -> dict[str, Any]:
     """:func:`memmodel.trace.trace_identity` of a file, hashed once per process while the file is unchanged.
 
     A sweep or a notebook replays one store many times; hashing it each time cost 20 ms of a 0.24 s replay
@@ -160,18 +177,28 @@ def cached_trace_identity(trace: str | Path) -> dict[str, Any]:
     times in nanoseconds (as ``git`` trusts its index): rewriting the file changes at least the change
     time, so a stale identity cannot be returned for new content. The identity's ``path`` is the one
     given (a second path to the same file gets the first path's identity copied with its own path).
+
+    Args:
+        trace: the file.
+        key: its :func:`_stat_key`, when the caller has it (see :func:`_per_file`).
     """
+    # (a file that cannot be stat-ed is not memoised: the reader names it)
+    return {**_per_file(_IDENTITIES, trace, _trace_identity, key), "path": str(trace)}
+
+
+def _trace_identity(trace: str | Path) -> dict[str, Any]:
     from memmodel.trace import trace_identity
 
-    # (a file that cannot be stat-ed is not memoised: the reader names it)
-    return {**_per_file(_IDENTITIES, trace, trace_identity), "path": str(trace)}
+    return trace_identity(trace)
 
 
-def _batches(trace: TraceLike, batch_rows: int) -> tuple[str, dict[str, Any], Iterator[Mapping[str, np.ndarray]]]:
+def _batches(trace: TraceLike, batch_rows: int, key: tuple[Any, ...] | None = _UNKNOWN,
+             ) -> tuple[str, dict[str, Any], Iterator[Mapping[str, np.ndarray]]]:
     if isinstance(trace, str | Path):
-        from memmodel.trace import iter_batches
+        from memmodel.trace.store import iter_batches
 
-        return str(trace), cached_trace_identity(trace), iter_batches(trace, ("kind", "gva", "size"), batch_rows)
+        return (str(trace), cached_trace_identity(trace, key),
+                iter_batches(trace, ("kind", "gva", "size"), batch_rows))
     # a polars/pandas frame or a mapping of arrays
     cols = {name: np.asarray(trace[name]) for name in ("kind", "gva", "size")}
     if cols["kind"].dtype.kind in "OUS":
@@ -206,11 +233,18 @@ class SampledTraceError(MemmodelError):
     """A sampled trace was given to a command that prints exact counters."""
 
 
-def is_sampled_trace(trace: str | Path) -> bool:
-    """Whether ``trace`` holds samples: a store file marked ``sampled`` or a raw perf mem text trace."""
-    if not Path(trace).is_file():
-        return False  # the reader reports the missing file
-    return bool(_per_file(_SAMPLED, trace, _is_sampled_file))
+def is_sampled_trace(trace: str | Path, key: tuple[Any, ...] | None = _UNKNOWN) -> bool:
+    """Whether ``trace`` holds samples: a store file marked ``sampled`` or a raw perf mem text trace.
+
+    Args:
+        trace: the file.
+        key: its :func:`_stat_key`, when the caller has it (see :func:`_per_file`).
+    """
+    if key is _UNKNOWN:
+        key = _stat_key(trace)
+    if key is None:
+        return False  # not a regular file: the reader reports it
+    return bool(_per_file(_SAMPLED, trace, _is_sampled_file, key))
 
 
 def _is_sampled_file(trace: str | Path) -> bool:
@@ -260,9 +294,11 @@ def run(
     """
     if isinstance(traces, str | Path) or not isinstance(traces, Sequence):
         traces = [traces]
+    # each file is stat-ed once, for both memos (sampled, identity)
+    keys = [_stat_key(trace) if isinstance(trace, str | Path) else None for trace in traces]
     if not allow_sampled:
-        for trace in traces:
-            if isinstance(trace, str | Path) and is_sampled_trace(trace):
+        for trace, key in zip(traces, keys, strict=True):
+            if isinstance(trace, str | Path) and is_sampled_trace(trace, key):
                 raise SampledTraceError(
                     f"{trace}: is a sampled trace (perf mem or `memmodel sample`): replaying its samples does not "
                     "give the program's counters; run `memmodel estimate` for estimates with intervals, or pass "
@@ -271,7 +307,7 @@ def run(
     cfgs = resolve_configs(configs, cpu, cost)
     runs: list[Run] = []
     for ti, trace in enumerate(traces):
-        name, identity, batches = _batches(trace, batch_rows)
+        name, identity, batches = _batches(trace, batch_rows, keys[ti])
         # the replay-ready form: I records as counts (cached per store file); on_batch consumers read
         # only its kind/gva/size (the translations) next to the replays' outcomes
         batches = _replay_batches(trace, identity, batches, batch_rows, packed=on_batch is None)

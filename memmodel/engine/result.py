@@ -95,16 +95,39 @@ SERIES_NAMES: Final = (
 )
 
 
+_RAW, _SUM, _PAGES, _INDEX = range(4)
+
+
+def _plan(table: tuple[tuple[str, str], ...]) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    """:data:`COUNTER_TABLE` parsed: (name, source kind, raw counters read) per counter, in order."""
+    plan: list[tuple[str, int, tuple[str, ...]]] = []
+    for name, src in table:
+        if src == "raw":
+            plan.append((name, _RAW, (name,)))
+        elif src.startswith("sum:"):
+            plan.append((name, _SUM, tuple(src[4:].split("+"))))
+        elif src.startswith("pages:"):
+            plan.append((name, _PAGES, (src[6:],)))
+        else:
+            plan.append((name, _INDEX, (name,)))
+    return tuple(plan)
+
+
+#: :data:`COUNTER_TABLE` parsed once (parsing its sources on every result cost ~3 us of a ~0.8 ms replay of
+#: a short trace).
+_COUNTER_PLAN: Final = _plan(COUNTER_TABLE)
+
+
 def counters_from_raw(raw: dict[str, int], indices: dict[str, float] | None) -> dict[str, Any]:
     """The section 6 counters from the engine's raw counters (and host indices; None when native)."""
     out: dict[str, Any] = {}
-    for name, src in COUNTER_TABLE:
-        if src == "raw":
+    for name, kind, keys in _COUNTER_PLAN:
+        if kind == _RAW:
             out[name] = int(raw[name])
-        elif src.startswith("sum:"):
-            out[name] = sum(int(raw[k]) for k in src[4:].split("+"))
-        elif src.startswith("pages:"):
-            out[name] = int(raw[src[6:]]) * 4096
+        elif kind == _SUM:
+            out[name] = sum([int(raw[k]) for k in keys])
+        elif kind == _PAGES:
+            out[name] = int(raw[keys[0]]) * 4096
         elif indices is not None:
             out[name] = indices[name]
     return out

@@ -101,10 +101,35 @@ def _pending_rows(pending: int, last_i: tuple[int, int] | None) -> Iterator[dict
 def cache_dir() -> Path:
     """Where compact forms are cached: ``$MEMMODEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/memmodel``, else
     ``~/.cache/memmodel``."""
-    if os.environ.get("MEMMODEL_CACHE_DIR"):
-        return Path(os.environ["MEMMODEL_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "memmodel"
+    return _cache_folder()[0]
+
+
+#: :func:`cache_dir` (as a Path and as its string) by the environment variables it is made of: building it
+#: (``expanduser``, two Path objects, a join) cost ~10 us of a ~0.8 ms replay of the lifecycle trace; the
+#: look-ups alone cost ~2 us. Without ``HOME`` (``~`` is then the password database's) nothing is kept.
+_CACHE_DIRS: dict[tuple[str | None, str | None, str | None], tuple[Path, str]] = {}
+
+
+def _cache_folder() -> tuple[Path, str]:
+    """:func:`cache_dir` and its string, computed once per value of the variables it depends on."""
+    env = os.environ
+    key = (env.get("MEMMODEL_CACHE_DIR"), env.get("XDG_CACHE_HOME"), env.get("HOME"))
+    found = _CACHE_DIRS.get(key)
+    if found is not None:
+        return found
+    folder = (Path(key[0]) if key[0]
+              else Path(key[1] or os.path.join(os.path.expanduser("~"), ".cache")) / "memmodel")
+    found = (folder, str(folder))
+    if key[0] or key[2] is not None:
+        if len(_CACHE_DIRS) >= 64:  # bounded (a test suite sets a new folder per test)
+            _CACHE_DIRS.clear()
+        _CACHE_DIRS[key] = found
+    return found
+
+
+def _entry_key(sha256: str) -> str:
+    """The cache entry of a store's content hash, as a path string (``str(cache_dir() / name)``)."""
+    return os.path.join(_cache_folder()[1], f"replay-v{CACHE_VERSION}-{sha256}")
 
 
 def pack(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -148,19 +173,22 @@ def cached_compact_batches(store: str | os.PathLike[str], sha256: str, batch_row
         packed: yield batches in the packed form (:data:`PACKED_COLUMNS`, what ``Replay.feed_packed``
             reads) rather than as compact columns.
     """
-    from memmodel.trace.store import iter_batches
-
-    full = iter_batches(store, ("kind", "gva", "size"), batch_rows)
     if not use_cache or os.environ.get("MEMMODEL_NO_CACHE"):
-        yield from (pack(b) if packed else b for b in compact_batches(full))
+        yield from (pack(b) if packed else b for b in compact_batches(_full_batches(store, batch_rows)))
         return
-    entry = cache_dir() / f"replay-v{CACHE_VERSION}-{sha256}"
-    arrays = _load(entry)
+    key = _entry_key(sha256)
+    arrays = _load(key)
     if arrays is None:
-        yield from _compute_and_save(compact_batches(full), entry, packed)
+        yield from _compute_and_save(compact_batches(_full_batches(store, batch_rows)), Path(key), packed)
         return
     n = arrays["gva"].shape[0]
     esc_row = arrays["esc_row"]
+    if n <= batch_rows:  # one batch holds every escape (no search: ~3 us of a short replay)
+        batch = {"gva": arrays["gva"][:], "meta": arrays["meta"][:], "esc_size": arrays["esc_size"][:],
+                 "esc_icount": arrays["esc_icount"][:]}
+        if n:
+            yield batch if packed else unpack(batch)
+        return
     for i in range(0, n, batch_rows):
         j = min(i + batch_rows, n)
         a, b = np.searchsorted(esc_row, [i, j])
@@ -169,12 +197,19 @@ def cached_compact_batches(store: str | os.PathLike[str], sha256: str, batch_row
         yield batch if packed else unpack(batch)
 
 
+def _full_batches(store: str | os.PathLike[str], batch_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """The store's full batches (kind, gva, size)."""
+    from memmodel.trace.store import iter_batches
+
+    return iter_batches(store, ("kind", "gva", "size"), batch_rows)
+
+
 def drop_cached(sha256: str) -> None:
     """Remove the cache entry of the store whose content hash is ``sha256`` (if any): a damaged entry is
     recomputed on the next replay."""
-    entry = cache_dir() / f"replay-v{CACHE_VERSION}-{sha256}"
-    _MAPPED.pop(str(entry), None)
-    _rmtree(entry)
+    key = _entry_key(sha256)
+    _MAPPED.pop(key, None)
+    _rmtree(Path(key))
 
 
 _FILES = {"gva": np.uint64, "meta": np.uint32, "esc_size": np.uint64, "esc_icount": np.uint32, "esc_row": np.uint64}
@@ -198,12 +233,12 @@ def _map(path: Path, dtype: type, n: int) -> np.ndarray:
     return np.frombuffer(m, dtype=dtype, count=n)
 
 
-def _load(entry: Path) -> dict[str, np.ndarray] | None:
-    """The cached columns, memory-mapped, or None when absent or incomplete (then recomputed)."""
-    key = str(entry)
+def _load(key: str) -> dict[str, np.ndarray] | None:
+    """The cached columns of the entry at path ``key``, memory-mapped, or None when absent or incomplete
+    (then recomputed)."""
     arrays = _MAPPED.pop(key, None)
     if arrays is None:
-        arrays = _load_files(entry)
+        arrays = _load_files(Path(key))
         if arrays is None:
             return None
         while len(_MAPPED) >= _MAPPED_MAX:

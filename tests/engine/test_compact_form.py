@@ -240,3 +240,44 @@ def test_a_damaged_cache_entry_is_a_one_line_error_and_is_removed(tmp_path: Path
         run([store], [cfg({"virtualized": False})])
     assert not entry.exists()
     assert run([store], [cfg({"virtualized": False})])[0].result.counters == good  # recomputed
+
+
+def test_the_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cache_dir() is kept per value of the variables it is made of: changing one moves the cache at once."""
+    from memmodel.trace.compact import cache_dir
+
+    monkeypatch.delenv("MEMMODEL_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "h1"))
+    assert cache_dir() == tmp_path / "h1" / ".cache" / "memmodel"
+    monkeypatch.setenv("HOME", str(tmp_path / "h2"))
+    assert cache_dir() == tmp_path / "h2" / ".cache" / "memmodel"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "memmodel"
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("MEMMODEL_CACHE_DIR")
+    assert cache_dir() == tmp_path / "xdg" / "memmodel"
+    a = arrays([("L", 0x10000 + 64 * i, 8) for i in range(50)])
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    for folder in ("c1", "c2"):  # each replay writes its entry where the variable points now
+        monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / folder))
+        list(cached_compact_batches(store, "abc"))
+        assert [p.name for p in (tmp_path / folder).iterdir()] == ["replay-v2-abc"]
+
+
+def test_a_short_store_comes_as_one_batch_of_the_whole_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-batch path (no search of the escapes) gives the rows and escapes of the batched path."""
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [("I", 0x400000, 4)] * 70_000 + [("L", 0x10000, 8), ("U", 0x10000, 1 << 20), ("S", 0x20000, 8)]
+    a = arrays(rows)
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    computed = list(cached_compact_batches(store, "abc", packed=True))
+    (whole,) = list(cached_compact_batches(store, "abc", packed=True))  # from the entry, one batch
+    pieces = list(cached_compact_batches(store, "abc", batch_rows=1, packed=True))
+    assert len(pieces) == 3 and whole["esc_size"].size == 2  # the 70,000-fetch count and the unmap escape
+    for c in ("gva", "meta", "esc_size", "esc_icount"):
+        assert np.array_equal(whole[c], np.concatenate([b[c] for b in computed]))
+        assert np.array_equal(whole[c], np.concatenate([b[c] for b in pieces]))

@@ -197,6 +197,23 @@ def test_unusable_and_extfrag_indices_match_hand_computed_free_lists() -> None:
         assert extfrag_index(arr, 18) == ref_extfrag(list(arr), 18)
 
 
+def test_a_result_computes_the_four_host_indices_as_the_index_functions_do() -> None:
+    """Replay.result computes the four indices in one pass over the free lists (replay._host_indices): the
+    same numbers, bit for bit, as unusable_index and extfrag_index at orders 9 and 18."""
+    from memmodel.engine.replay import _host_indices
+
+    rng = np.random.default_rng(5)
+    cases = [np.zeros(19, dtype=np.int64), np.eye(19, dtype=np.int64)[0], np.eye(19, dtype=np.int64)[18]]
+    cases += [rng.integers(0, 4, 19) * (rng.random(19) < rng.random()) for _ in range(2000)]
+    cases += [rng.integers(0, 1 << 40, 19) for _ in range(200)]
+    for nr in cases:
+        nr = nr.astype(np.int64)
+        expected = {f"host_{name}_index_{size}": fn(nr, order) for size, order in (("2m", 9), ("1g", 18))
+                    for name, fn in (("unusable", unusable_index), ("extfrag", extfrag_index))}
+        got = _host_indices(nr)
+        assert got == expected and all(type(got[k]) is float for k in got), nr
+
+
 def test_psc_hit_skips_the_upper_guest_levels() -> None:
     config = cfg({"virtualized": False, "psc": {"guest": [{"level": 3, "entries": 4, "ways": 4}]}})
     # two 4K pages under the same level-4 table: the second walk hits the PDE cache (level 3)
@@ -245,3 +262,4 @@ def test_a_replay_stopped_out_of_memory_has_no_partial_result() -> None:
         r.result()
     with pytest.raises(OutOfMemoryError, match="this replay is over"):
         r.feed(np.full(1, 1, np.uint8), gva[:1], np.full(1, 8, np.uint64))
+
