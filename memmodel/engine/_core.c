@@ -32,6 +32,10 @@
  *           bumps the generation and records its pages' range, a slot of an older generation outside
  *           every range recorded since is current again (slot_revalidate), and a stale slot is
  *           recomputed on its next use (docs/model.md Part 3 item 3).
+ *   Flat    the guest of a native replay with 4 KiB pages only, instead of Guest's tables and the Slots
+ *           (core/flat.h, docs/model.md Part 3 item 9): per 2 MiB virtual region touched (= leaf table),
+ *           bitmaps of the mapped and the ever-translated pages and the pages' frames; the tables above
+ *           the leaf level as a set of identifiers. The Guest keeps its Buddy and root frame.
  *
  * Exactness of the shortcuts (docs/model.md states the argument; the differential tests prove it):
  *   - Repeat collapsing: after a full translation of page p, p's TLB entry is the most recent entry of
@@ -42,6 +46,8 @@
  *     (4K, p) proves p was translated, mapped and backed since its entry was filled, because every
  *     release that unmaps p or discards its backing invalidates or flushes p's entries (section 9);
  *     so the hit needs no page lookup. The same holds for an L2 hit on (4K, p).
+ *   - Flat store: the same allocator calls in the same order as the tables' fault and release paths,
+ *     and the bitmaps are the mappings (no cached state); see core/flat.h.
  *   - 4 KiB walk fast path: when both fast lookups miss and p's slot is current (same generation: no
  *     release changed a mapping or a backing since it was computed), p is mapped and backed with an
  *     effective size of 4 KiB, so no fault happens and the walk, the PSC and TLB fills are exactly
@@ -74,6 +80,7 @@ typedef unsigned __int128 u128;
 #include "core/host.h"
 #include "core/guest.h"
 #include "core/slots.h"
+#include "core/flat.h"
 #include "core/series.h"
 #include "core/translate.h"
 #include "core/lifecycle.h"
@@ -107,6 +114,7 @@ static void Engine_dealloc(Engine *e) {
     sparse_free(h->occ1g, host_map_bytes(h, gf, HOST_OCC1G));
     for (int k = 2; k <= h->levels && k < 6; k++) sparse_free(h->tbl[k], host_map_bytes(h, gf, HOST_TBL + k));
     slots_free(&e->slots);
+    flat_free(&e->flat);
     free(e->series);
     free(e->outcomes);
     free(e->outcome_shifts);
@@ -247,7 +255,22 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     }
     PyBuffer_Release(&gv);
     PyBuffer_Release(&hv);
-    if (st == ST_OK) st = slots_init(&e->slots, 1 << 12, e->p.virt);
+    /* the flat store: a native replay of 4 KiB pages only, without pass-through (flat.h); the optional
+     * parameter "flat" = 0 keeps the tables and slots (the differential tests compare the two) */
+    e->p.flat = !virt && gp == 12 && only4k && !gunmap && !report;
+    {
+        PyObject *o = PyDict_GetItemString(params, "flat");
+        int want = o ? PyObject_IsTrue(o) : e->p.flat;
+        if (want < 0) return -1;
+        if (want && !e->p.flat) {
+            PyErr_SetString(PyExc_ValueError, "the flat store holds only native replays with 4 KiB guest pages");
+            return -1;
+        }
+        e->p.flat = want;
+    }
+    if (st == ST_OK && e->p.flat) st = flat_init(&e->flat);
+    /* a flat replay never reads its slots */
+    if (st == ST_OK) st = slots_init(&e->slots, e->p.flat ? 16 : 1 << 12, e->p.virt);
     if (st) { raise_status(st); return -1; }
     e->gen = 1;
     e->to_snapshot = e->p.window;
@@ -334,7 +357,8 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
     Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k)};
-    const int report = REPORT && e->p.report, virt = e->p.virt;  /* fixed for the run: not reloaded per record */
+    /* fixed for the run: not reloaded per record */
+    const int report = REPORT && e->p.report, virt = e->p.virt, flat = e->p.flat;
     uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
@@ -359,10 +383,13 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         }
         /* after a record that missed the L1, prefetch a coming record's slot (after hits the next one
          * likely hits too and needs no slot: the prefetch was ~15 % of a streaming replay's instructions),
-         * and while pages need resolving, its guest leaf-table entry too */
+         * and while pages need resolving, its guest leaf-table entry too; with the flat store, its
+         * region's index entry and page bits instead */
         if (hot.missed) {
             hot.missed = 0;
-            if (i + SLOT_PREFETCH < r.n) {
+            if (flat) {
+                flat_prefetch(&e->flat, r.gva, i, r.n);
+            } else if (i + SLOT_PREFETCH < r.n) {
                 uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
                 slot_prefetch(&e->slots, ahead, virt);
                 if (e->resolving) guest_leaf_prefetch(&e->g, ahead << 12);
@@ -577,6 +604,8 @@ static PyObject *i64_bytes(const int64_t *p, int64_t n) {
     return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)(n * (int64_t)sizeof(int64_t)));
 }
 
+static PyObject *Engine_flat_store(Engine *e, PyObject *unused) { (void)unused; return PyBool_FromLong(e->p.flat); }
+
 static PyObject *Engine_hist(Engine *e, PyObject *unused) { (void)unused; return i64_bytes(e->hist, HIST_SIZE); }
 
 static PyObject *Engine_series(Engine *e, PyObject *unused) {
@@ -738,6 +767,7 @@ static PyMethodDef Engine_methods[] = {
      "Replay packed records: feed_packed(gva u64, meta u32, esc_size u64, esc_icount u32)."},
     {"counters", (PyCFunction)Engine_counters, METH_NOARGS, "The raw counters as a dict."},
     {"hist", (PyCFunction)Engine_hist, METH_NOARGS, "Walk-length histogram (int64 bytes)."},
+    {"flat_store", (PyCFunction)Engine_flat_store, METH_NOARGS, "Whether the guest is kept in the flat store."},
     {"series", (PyCFunction)Engine_series, METH_NOARGS, "Time-series rows (int64 bytes)."},
     {"nr_free", (PyCFunction)Engine_nr_free, METH_VARARGS, "Free blocks per order (int64 bytes)."},
     {"take_outcomes", (PyCFunction)Engine_take_outcomes, METH_NOARGS, "Outcome codes and shifts since last take."},

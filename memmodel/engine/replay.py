@@ -14,7 +14,7 @@ path, cached per-page state) are exact under those events.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -138,17 +138,23 @@ class Replay:
         window: translations per time-series window (>= 1).
         outcomes: record the TLB outcome (1 = L1 hit, 2 = L2 hit, 3 = walk) and effective page shift of
             every translation, read with :meth:`take_outcomes` (used to label sampled traces).
+        flat: keep the guest of a native replay with 4 KiB pages in the flat store (docs/model.md Part 3,
+            item 9; the same results, faster); None: whenever the config allows, False: never (the tests
+            compare the two), True: required (ValueError for any other config).
 
     Raises:
         OutOfMemoryError: when a side runs out of memory at start-up (and later from :meth:`feed`).
     """
 
-    def __init__(self, cfg: ModelConfig, window: int = DEFAULT_WINDOW, outcomes: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, window: int = DEFAULT_WINDOW, outcomes: bool = False,
+                 flat: bool | None = None) -> None:
         if window < 1:
             raise ValueError("window must be >= 1 translation")
         self.cfg = cfg
         self.window = window
         params, arrays = _engine_params(cfg, window, outcomes)
+        if flat is not None:
+            params = {**params, "flat": int(flat)}
         g_removed = removed_frames(cfg.guest.memory >> 12, cfg.guest.fragmentation, cfg.guest.seed)
         h_removed = (removed_frames(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
                      if cfg.virtualized else np.zeros(0, dtype=np.int64))
@@ -160,6 +166,11 @@ class Replay:
             if cfg.virtualized and cfg.host.prealloc:
                 self._core.prealloc()
             self._core.guest_root()
+
+    @property
+    def flat_store(self) -> bool:
+        """Whether this replay keeps its guest in the flat store (docs/model.md Part 3, item 9)."""
+        return bool(self._core.flat_store())
 
     def _oom_as_error(self) -> _OomGuard:
         self._raise_if_stopped()
@@ -226,18 +237,10 @@ class Replay:
         virt = self.cfg.virtualized
         host_nr = np.frombuffer(self._core.nr_free(True), dtype=np.int64).copy()
         guest_nr = np.frombuffer(self._core.nr_free(False), dtype=np.int64).copy()
-        indices = None
-        if virt:
-            indices = {
-                "host_unusable_index_2m": unusable_index(host_nr, 9),
-                "host_unusable_index_1g": unusable_index(host_nr, 18),
-                "host_extfrag_index_2m": extfrag_index(host_nr, 9),
-                "host_extfrag_index_1g": extfrag_index(host_nr, 18),
-            }
-        counters = counters_from_raw(raw, indices)
+        counters = counters_from_raw(raw, _host_indices(host_nr) if virt else None)
         rows = np.frombuffer(self._core.series(), dtype=np.int64).reshape(-1, len(_core.SERIES_NAMES))
-        core_cols = {name: i for i, name in enumerate(_core.SERIES_NAMES)}
-        series = {name: rows[:, core_cols[name]].copy() for name in SERIES_NAMES}
+        # one copy of the wanted columns, one row per series (a copy per column cost ~4 us per result)
+        series = dict(zip(SERIES_NAMES, np.ascontiguousarray(rows.T[_SERIES_COLS]), strict=True))
         return SimResult(
             config_name=self.cfg.name,
             counters=counters,
@@ -295,27 +298,51 @@ def translations_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray) ->
     return np.frombuffer(pages, dtype=np.int64).copy(), np.frombuffer(counts, dtype=np.int64).copy(), int(instructions)
 
 
-def _suitable(nr: np.ndarray, order: int) -> int:
-    return sum(int(nr[o]) << (o - order) for o in range(order, len(nr)))
+#: The core's series column of each :data:`SERIES_NAMES`, in that order.
+_SERIES_COLS: Final = np.array([_core.SERIES_NAMES.index(name) for name in SERIES_NAMES], dtype=np.intp)
+
+
+def _host_indices(nr_free: np.ndarray) -> dict[str, float]:
+    """The four host fragmentation counters: :func:`unusable_index` and :func:`extfrag_index` at 2 MiB and
+    1 GiB, over one list of the free counts (four calls on the array cost ~10 us per result)."""
+    nr = nr_free.tolist()
+    free_pages, blocks = _free_pages(nr), sum(nr)
+    out = {}
+    for order, size in ((9, "2m"), (18, "1g")):
+        suitable = _suitable(nr, order)
+        out[f"host_unusable_index_{size}"] = _unusable(free_pages, suitable, order)
+        out[f"host_extfrag_index_{size}"] = _extfrag(free_pages, blocks, suitable, order)
+    return out
+
+
+def _free_pages(nr: list[int]) -> int:
+    return sum(n << o for o, n in enumerate(nr))
+
+
+def _suitable(nr: list[int], order: int) -> int:
+    return sum(nr[o] << (o - order) for o in range(order, len(nr)))
+
+
+def _unusable(free_pages: int, suitable: int, order: int) -> float:
+    return round((free_pages - suitable * (1 << order)) / free_pages, 6) if free_pages else 0.0
+
+
+def _extfrag(free_pages: int, blocks: int, suitable: int, order: int) -> float:
+    if suitable > 0:
+        return -1.0
+    return round(1 - (1 + free_pages / (1 << order)) / blocks, 6) if blocks else 0.0
 
 
 def unusable_index(nr_free: np.ndarray, order: int) -> float:
     """Linux's unusable free space index at ``order`` (docs/model.md section 6), double precision, 6 decimals."""
-    free_pages = sum(int(n) << o for o, n in enumerate(nr_free))
-    if free_pages == 0:
-        return 0.0
-    return round((free_pages - _suitable(nr_free, order) * (1 << order)) / free_pages, 6)
+    nr = [int(n) for n in nr_free]
+    return _unusable(_free_pages(nr), _suitable(nr, order), order)
 
 
 def extfrag_index(nr_free: np.ndarray, order: int) -> float:
     """Linux's fragmentation index at ``order`` (docs/model.md section 6): -1 if a block is suitable."""
-    if _suitable(nr_free, order) > 0:
-        return -1.0
-    blocks = int(sum(int(n) for n in nr_free))
-    if blocks == 0:
-        return 0.0
-    free_pages = sum(int(n) << o for o, n in enumerate(nr_free))
-    return round(1 - (1 + free_pages / (1 << order)) / blocks, 6)
+    nr = [int(n) for n in nr_free]
+    return _extfrag(_free_pages(nr), sum(nr), _suitable(nr, order), order)
 
 
 def replay(batches: Iterable[Mapping[str, np.ndarray]], cfg: ModelConfig, window: int = DEFAULT_WINDOW) -> SimResult:

@@ -53,6 +53,12 @@ enum { ST_OK = 0, ST_OOM_GUEST = 2, ST_OOM_HOST = 3, ST_NOMEM = 4 };
 enum { KIND_I = 0, KIND_L = 1, KIND_S = 2, KIND_M = 3, KIND_U = 4 };
 enum { OUT_L1 = 1, OUT_L2 = 2, OUT_WALK = 3 }; /* memmodel.trace.schema TLB_* codes */
 
+/* qsort order of uint64 keys. */
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static inline uint64_t splitmix64(uint64_t x) {
     uint64_t z = x + 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

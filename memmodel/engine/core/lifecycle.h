@@ -259,11 +259,6 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
     return st;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int guest_range(Engine *e, ReleaseCtx *cx) {
     Guest *g = &e->g;
     int L = g->levels;
@@ -302,6 +297,12 @@ static int unmap_record(Engine *e, uint64_t a, uint64_t n) {
     e->unmapped_bytes += q - p;
     ReleaseCtx cx = {p, q, 0, e->g.unmap_passthrough, 0, 0, UINT64_MAX, 0};
     int st;
+    if (e->p.flat) {
+        /* 4 KiB pages only: nothing to split, and no slot to make stale (core/flat.h) */
+        if ((st = flat_release(e, p, q, &cx.changed))) return st;
+        if (cx.changed) guest_invalidate(e, p, q);
+        return ST_OK;
+    }
     if (!cx.passthrough) {
         /* 1. split the pages crossing p, then those crossing q */
         u128 bounds[2] = {p, q};

@@ -113,6 +113,44 @@ typedef struct {          /* 32-bit guest frames: guest memory is below 16 TiB (
     uint32_t tbl[4];      /* guest frames of the page's guest tables at levels 2..5 */
 } SlotCold;
 
+/* The guest of a native replay with 4 KiB pages only (Params.flat; core/flat.h): every mapping is one 4 KiB
+ * page and nothing but the mappings' existence, their frames (to free them) and the tables' existence (to
+ * count them) is ever read, so it keeps no radix tree and no slots. Per 2 MiB virtual region (a leaf
+ * table of docs/model.md section 2) two bitmaps and the pages' frames; the tables above the leaf level
+ * as a set of ids. */
+typedef struct {
+    /* group k covers pages 64k..64k+63 of a 2 MiB region, bit i = page 64k+i; a page's two words share
+     * a 16-byte pair, so a fault updates the line its TLB miss just read (measured, sparse TLB-only: the
+     * ever bits as an array of their own put a random load in every first touch, ~13 % of the fault's
+     * samples, perf) */
+    struct {
+        uint64_t mapped;  /* mapped pages */
+        uint64_t ever;    /* pages ever translated (touched_pages; a fault on one re-faults) */
+    } g[8];
+} PageBits;
+
+typedef struct {          /* one entry of FlatIndex: key and value on one line (a lookup reads one line) */
+    uint64_t key;         /* region number + 1; 0 = empty */
+    int64_t r;            /* the region's index */
+} FlatEntry;
+
+typedef struct {          /* open addressing, linear probing, at most half full */
+    FlatEntry *e;
+    PageBits *bits;       /* at the same position as its entry: the region's mapped and ever-translated pages
+                           * (all a TLB miss reads besides the entry; one prefetch address for both) */
+    int64_t cap;          /* power of two */
+    int shift;            /* 64 - log2(cap) */
+    int64_t used;
+} FlatIndex;
+
+typedef struct {
+    FlatIndex index;      /* region number (v >> 21) -> its page bits, and its index r in frames; one region
+                           * per leaf table */
+    Hash upper;           /* the tables above the leaf level that exist: (v >> entry_shift(L, k - 1)) * 8 + k */
+    Region frames;        /* per index, 512 uint32: each page's guest frame (read only where mapped) */
+    int64_t n;            /* regions (= leaf tables) */
+} Flat;
+
 typedef struct {
     Slot *e;
     SlotCold *cold;
@@ -156,6 +194,7 @@ typedef struct {
     int64_t report_interval;
     int report_order;
     int only_4k;
+    int flat;        /* native 4 KiB replay: the guest's mappings live in the Flat store, not in tables and slots */
 } Params;
 
 /* A TLB array as the record loop's fast paths read it: where its sets start and how a page picks one. */
@@ -207,6 +246,7 @@ typedef struct {
     Guest g;
     Host h;
     Slots slots;
+    Flat flat;
     uint32_t gen;
     uint64_t to_report;      /* with reporting: clock ticks (I/L/S/M records, docs/model.md section 8) until the next
                               * pass, 1..interval (a pass falls where clock % interval == 0) */

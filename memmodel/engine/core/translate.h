@@ -9,18 +9,18 @@
 /* The 2D walk of page p4 (section 4) after every TLB lookup missed: guest levels from the deepest guest
  * PSC hit down to the leaf, each guest table and the data page host-translated when virtualized; fills
  * the PSCs and counts the walk. Returns nothing: the caller fills the TLB arrays. */
-static inline __attribute__((always_inline)) void walk(Engine *e, const Slot *slot, uint64_t p4) {
+/* G: the guest leaf level of p4's mapping (what the walk loads); cold: p4's cold slot entry when
+ * virtualized (the frames the host translations read), else unused. */
+static inline __attribute__((always_inline)) void walk(Engine *e, int G, const SlotCold *cold, uint64_t p4) {
     e->C[C_WALKS]++;
     Guest *g = &e->g;
     int L = g->levels;
-    int G = slot->gleaf;
     int64_t *rows[6];
     int k = e->has_gpsc ? psc_deepest_hit(e, e->gpsc, G, L, p4, rows) : 0;
     if (k > 0) e->C[C_PSC_GUEST_HITS]++;
     e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
     int loads = G - k;
     if (e->p.virt) {
-        const SlotCold *cold = cold_of(&e->slots, slot);
         for (int j = k + 1; j <= G; j++) {
             /* a PSC hit at level k holds the host-physical address of table k+1 */
             if (j == k + 1 && k >= 1) continue;
@@ -67,7 +67,7 @@ static __attribute__((noinline)) int translate_full(Engine *e, uint64_t p4) {
         outcome = OUT_L2;
     } else {
         outcome = OUT_WALK;
-        walk(e, slot, p4);
+        walk(e, slot->gleaf, e->p.virt ? cold_of(&e->slots, slot) : NULL, p4);
         if (l2 >= 0) lru_fill(e->tags, &e->arrays[l2], vpn, tag);
         if (l1 >= 0) lru_fill(e->tags, &e->arrays[l1], vpn, tag);
     }
@@ -148,9 +148,15 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * same steps as translate_full's walk branch, without its call, its second slot search and its
          * lookups by size; callgrind, TLB-only sparse: a first touch took ~190 instructions there
          * besides resolving the page) */
-        Slot *slot;
-        if ((st = slot_ready(e, p4, &slot))) return st;
-        walk(e, slot, p4);
+        if (e->p.flat) {
+            /* a native 4 KiB replay: whether p4 is mapped is one bit (core/flat.h) */
+            if ((st = flat_ready(e, p4))) return st;
+            walk(e, e->g.levels, NULL, p4);
+        } else {
+            Slot *slot;
+            if ((st = slot_ready(e, p4, &slot))) return st;
+            walk(e, slot->gleaf, e->p.virt ? cold_of(&e->slots, slot) : NULL, p4);
+        }
         /* the walk touches no TLB array (PSCs and the nested TLB are arrays of their own), so the
          * rows found above are still the sets to fill */
         if (has2) lru_fill_row(row2, a2, tag4, W2);
