@@ -147,7 +147,11 @@ typedef struct {
     FlatIndex index;      /* region number (v >> 21) -> its page bits, and its index r in frames; one region
                            * per leaf table */
     Hash upper;           /* the tables above the leaf level that exist: (v >> entry_shift(L, k - 1)) * 8 + k */
-    Region frames;        /* per index, 512 uint32: each page's guest frame (read only where mapped) */
+    Region frames;        /* per index, 512 uint32: each page's guest frame (read only where mapped), as of
+                           * the last release: made at the first release */
+    uint64_t *log;        /* the faults since the last release, two words each: (r << 9) | page in region,
+                           * its guest frame; applied to frames by the next release (flat_apply_log) */
+    int64_t log_n, log_cap;
     int64_t n;            /* regions (= leaf tables) */
 } Flat;
 
