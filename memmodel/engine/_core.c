@@ -347,18 +347,23 @@ typedef struct {
  * straddle twice; U unmaps). W1/S1/W2/S2/OUT as in translate(); PACKED: the records are in the packed form;
  * REPORT: 0 when the loop is compiled for a run without free page reporting (the clock is then only
  * counted, and its three tests per record fold away: callgrind, TLB-only pchase, 199.9 M -> 187.0 M
- * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine.
+ * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine; FLAT_MODE: 0 or 1
+ * when the loop is compiled for replays without or with the flat store, 2 to read it from the Engine
+ * (the flag read per missed record cost memctl-2m on pchase 1.5 % more instructions, 0.96x in pairs).
  * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
 static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
                                                               const int W1, const int S1, const int W2,
                                                               const int S2, const int OUT, const int PACKED,
-                                                              const int REPORT) {
+                                                              const int REPORT, const int FLAT_MODE) {
     int st = ST_OK;
+    /* FLAT_MODE: 0 or 1 = the replay never or always keeps the flat store (specialised loops), 2 = read it
+     * from the Engine (the generic loops) */
+    const int FLAT = FLAT_MODE == 2 ? e->p.flat : FLAT_MODE;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
     Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k)};
     /* fixed for the run: not reloaded per record */
-    const int report = REPORT && e->p.report, virt = e->p.virt, flat = e->p.flat;
+    const int report = REPORT && e->p.report, virt = e->p.virt;
     uint64_t instructions = 0;
     for (Py_ssize_t i = 0; i < r.n; i++) {
         uint32_t k;
@@ -387,7 +392,7 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
          * region's index entry and page bits instead */
         if (hot.missed) {
             hot.missed = 0;
-            if (flat) {
+            if (FLAT) {
                 flat_prefetch(&e->flat, r.gva, i, r.n);
             } else if (i + SLOT_PREFETCH < r.n) {
                 uint64_t ahead = r.gva[i + SLOT_PREFETCH] >> 12;
@@ -404,9 +409,9 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
         }
         if (k <= KIND_M) {
             uint64_t a = r.gva[i];
-            if ((st = translate(e, a, W1, S1, W2, S2, OUT, &hot))) break;
+            if ((st = translate(e, a, W1, S1, W2, S2, OUT, FLAT, &hot))) break;
             /* a straddling access translates its last byte right after its first (addresses wrap) */
-            if (__builtin_expect(sz > 4096 - (a & 4095), 0) && (st = translate(e, a + sz - 1, W1, S1, W2, S2, OUT, &hot)))
+            if (__builtin_expect(sz > 4096 - (a & 4095), 0) && (st = translate(e, a + sz - 1, W1, S1, W2, S2, OUT, FLAT, &hot)))
                 break;
             if (report && (st = tick(e))) break;
             continue;
@@ -445,29 +450,36 @@ typedef int (*RecordsLoop)(Engine *e, Records r, BadRecord *bad);
     X(72, 1, 8, 384)   /* zen4 */                             \
     X(96, 1, 8, 512)   /* zen5 */
 
-#define RECORDS_LOOP_FOR(W1, S1, W2, S2)                                                              \
-    static __attribute__((noinline)) int records_loop_##W1##_##S1##_##W2##_##S2(Engine *e, Records r,  \
-                                                                                  BadRecord *bad) {     \
-        return records_loop(e, r, bad, W1, S1, W2, S2, 0, 1, 0);                                      \
+/* each geometry twice: for replays with the flat store (native 4 KiB) and without (nested 4 KiB) */
+#define RECORDS_LOOP_FOR(W1, S1, W2, S2)                                                               \
+    static __attribute__((noinline)) int records_loop_##W1##_##S1##_##W2##_##S2(Engine *e, Records r,   \
+                                                                                  BadRecord *bad) {      \
+        return records_loop(e, r, bad, W1, S1, W2, S2, 0, 1, 0, 0);                                    \
+    }                                                                                                  \
+    static __attribute__((noinline)) int records_loop_##W1##_##S1##_##W2##_##S2##_flat(Engine *e,      \
+                                                                                       Records r,      \
+                                                                                       BadRecord *bad) { \
+        return records_loop(e, r, bad, W1, S1, W2, S2, 0, 1, 0, 1);                                    \
     }
 RECORDS_LOOP_FOR(0, 0, 0, 0)
 PRESET_GEOMETRIES(RECORDS_LOOP_FOR)
 
-#define LOOP_ROW(W1, S1, W2, S2) {W1, S1, W2, S2, records_loop_##W1##_##S1##_##W2##_##S2},
+#define LOOP_ROW(W1, S1, W2, S2) \
+    {W1, S1, W2, S2, {records_loop_##W1##_##S1##_##W2##_##S2, records_loop_##W1##_##S1##_##W2##_##S2##_flat}},
 static const struct {
     int w1, s1, w2, s2;
-    RecordsLoop loop;
+    RecordsLoop loop[2];  /* [flat] */
 } LOOPS[] = {PRESET_GEOMETRIES(LOOP_ROW)};
 
 /* the generic loops: the plain form, outcome recording (compare --mrc, memmodel sample), reporting */
 static __attribute__((noinline)) int records_loop_plain(Engine *e, Records r, BadRecord *bad) {
-    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 0, 1);
+    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 0, 1, 2);
 }
 static __attribute__((noinline)) int records_loop_any(Engine *e, Records r, BadRecord *bad, int packed) {
-    return packed ? records_loop(e, r, bad, 0, 0, 0, 0, 1, 1, 1) : records_loop(e, r, bad, 0, 0, 0, 0, 1, 0, 1);
+    return packed ? records_loop(e, r, bad, 0, 0, 0, 0, 1, 1, 1, 2) : records_loop(e, r, bad, 0, 0, 0, 0, 1, 0, 1, 2);
 }
 static __attribute__((noinline)) int records_loop_report(Engine *e, Records r, BadRecord *bad) {
-    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 1, 1);
+    return records_loop(e, r, bad, 0, 0, 0, 0, 0, 1, 1, 2);
 }
 
 static int feed_records(Engine *e, Records r, BadRecord *bad) {
@@ -480,9 +492,9 @@ static int feed_records(Engine *e, Records r, BadRecord *bad) {
         for (size_t i = 0; i < sizeof LOOPS / sizeof LOOPS[0]; i++)
             if (a1->ways == LOOPS[i].w1 && a1->sets == LOOPS[i].s1 && a2->ways == LOOPS[i].w2 &&
                 a2->sets == LOOPS[i].s2)
-                return LOOPS[i].loop(e, r, bad);
+                return LOOPS[i].loop[e->p.flat](e, r, bad);
     }
-    return records_loop_0_0_0_0(e, r, bad);
+    return e->p.flat ? records_loop_0_0_0_0_flat(e, r, bad) : records_loop_0_0_0_0(e, r, bad);
 }
 
 /* The error for a loop stopped at bad input (a Python exception set; returns NULL). */

@@ -98,11 +98,14 @@ static inline FastArray fast_array(Engine *e, int which) {
  * benchmark: the call and its spills were a visible share of a translation). W1/S1, W2/S2: the ways and
  * sets of the 4 KiB L1/L2 arrays when the record loop is specialised for them (compile-time constants;
  * then both arrays exist), else 0; OUT:
- * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1.
+ * 0 when the loop is compiled for a replay that records no outcomes (the checks fold away), else 1;
+ * FLAT: 1 when the replay keeps its guest in the flat store (flat.h), else 0 (a compile-time constant:
+ * read from the Engine, the test cost 2 instructions per missed record of every replay).
  * hot: the record loop's locals (state.h): the L1 hits of the fast paths, added to the counter before a
  * time-series row and when the loop ends, and the countdown to the next row. */
 static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v, const int W1, const int S1,
-                                                           const int W2, const int S2, const int OUT, Hot *hot) {
+                                                           const int W2, const int S2, const int OUT,
+                                                           const int FLAT, Hot *hot) {
     uint64_t p4 = v >> 12;
     int st;
     if (p4 == e->last_p4 && e->last_counter >= 0) {
@@ -148,7 +151,7 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
          * same steps as translate_full's walk branch, without its call, its second slot search and its
          * lookups by size; callgrind, TLB-only sparse: a first touch took ~190 instructions there
          * besides resolving the page) */
-        if (e->p.flat) {
+        if (FLAT) {
             /* a native 4 KiB replay: whether p4 is mapped is one bit (core/flat.h) */
             if ((st = flat_ready(e, p4))) return st;
             walk(e, e->g.levels, NULL, p4);
