@@ -27,10 +27,12 @@ Records = list[tuple[str, int, int]]
 K4, M2, G1 = 1 << 12, 1 << 21, 1 << 30
 
 
-def _replay(records: Records, config: ModelConfig, flat: bool, batch: int = 0) -> dict[str, Any]:
-    """Everything a replay gives (or the first record of the batch that ran out of memory)."""
+def _replay(records: Records, config: ModelConfig, flat: bool, batch: int = 0,
+            outcomes: bool = False) -> dict[str, Any]:
+    """Everything a replay gives (or the first record of the batch that ran out of memory); with
+    ``outcomes``, also every translation's TLB outcome (the loop that records them)."""
     a = arrays(records)
-    r = Replay(config, flat=flat)
+    r = Replay(config, flat=flat, outcomes=outcomes)
     assert r.flat_store == flat
     step = batch or max(len(records), 1)
     for i in range(0, len(records), step):
@@ -38,8 +40,9 @@ def _replay(records: Records, config: ModelConfig, flat: bool, batch: int = 0) -
             r.feed(a["kind"][i : i + step], a["gva"][i : i + step], a["size"][i : i + step])
         except OutOfMemoryError as exc:
             return {"out_of_memory_in_batch_at": i, "message": str(exc)}
+    out: dict[str, Any] = {"outcomes": [x.tolist() for x in r.take_outcomes()]} if outcomes else {}
     res = r.result()
-    return {"counters": res.counters, "extras": res.extras, "walk_hist": res.walk_hist.tolist(),
+    return {**out, "counters": res.counters, "extras": res.extras, "walk_hist": res.walk_hist.tolist(),
             "guest_nr_free": res.guest_nr_free.tolist(), "series": {k: v.tolist() for k, v in res.series.items()}}
 
 
@@ -141,11 +144,13 @@ def native_4k_configs(draw: st.DrawFn) -> dict[str, Any]:
 
 # no reference in the loop: hundreds of examples in a few seconds
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(trace=lifecycle_traces(), raw=native_4k_configs(), batch=st.sampled_from([0, 0, 1, 3]))
+@given(trace=lifecycle_traces(), raw=native_4k_configs(), batch=st.sampled_from([0, 0, 1, 3]),
+       outcomes=st.booleans())
 def test_the_flat_store_replays_exactly_as_the_tables_and_slots(trace: Records, raw: dict[str, Any],
-                                                                batch: int) -> None:
+                                                                batch: int, outcomes: bool) -> None:
     config = cfg(raw)
-    assert _replay(trace, config, flat=True, batch=batch) == _replay(trace, config, flat=False, batch=batch)
+    flat = _replay(trace, config, flat=True, batch=batch, outcomes=outcomes)
+    assert flat == _replay(trace, config, flat=False, batch=batch, outcomes=outcomes)
 
 
 @pytest.mark.slow
