@@ -120,9 +120,9 @@ typedef struct {          /* 32-bit guest frames: guest memory is below 16 TiB (
  * as a set of ids. */
 typedef struct {
     /* group k covers pages 64k..64k+63 of a 2 MiB region, bit i = page 64k+i; a page's two words share
-     * a 16-byte pair, so a fault updates the line its TLB miss just read (measured, sparse TLB-only: the
-     * ever bits as an array of their own put a random load in every first touch, ~13 % of the fault's
-     * samples, perf) */
+     * a 16-byte pair, so a fault updates the line its TLB miss just read (the ever bits as an array of
+     * their own held ~13 % of the fault's samples on sparse TLB-only, perf, yet the end-to-end time did
+     * not measurably change in pairs of runs: kept for the one line) */
     struct {
         uint64_t mapped;  /* mapped pages */
         uint64_t ever;    /* pages ever translated (touched_pages; a fault on one re-faults) */
