@@ -39,9 +39,9 @@ static void findex_free(FlatIndex *x) {
     state_free(x->bits, (size_t)x->cap * sizeof(PageBits));
 }
 
-/* Home position of region number id (Fibonacci hashing, as hash_slot). */
+/* Home position of region number id. */
 static inline __attribute__((always_inline)) uint64_t findex_home(const FlatIndex *x, uint64_t id) {
-    return ((id + 1) * 0x9E3779B97F4A7C15ULL) >> x->shift;
+    return fib_index(id + 1, x->shift);
 }
 
 /* The position of region number id, or -1. */
@@ -124,15 +124,6 @@ static inline __attribute__((always_inline)) void flat_prefetch(const Flat *f, c
     }
 }
 
-/* A new region (leaf table) for region number id; *pos = its position in the index. */
-static int flat_new_region(Engine *e, uint64_t id, int64_t *pos) {
-    Flat *f = &e->flat;
-    int64_t n = f->n;
-    if (findex_put(&f->index, id, n, pos) != ST_OK) return ST_NOMEM;
-    f->n = n + 1;
-    return ST_OK;
-}
-
 /* Guest fault at page p4, which is unmapped (docs/model.md section 2 with 4 KiB pages only: the steps
  * of guest_fault); pos: its region's position in the index, or -1. */
 static __attribute__((noinline)) int flat_fault(Engine *e, uint64_t p4, int64_t pos) {
@@ -152,8 +143,8 @@ static __attribute__((noinline)) int flat_fault(Engine *e, uint64_t p4, int64_t 
         }
         if (buddy_alloc(&g->buddy, 0) < 0) return ST_OOM_GUEST;
         e->C[C_GUEST_PT_PAGES]++;
-        int st = flat_new_region(e, p4 >> 9, &pos);
-        if (st) return st;
+        /* the new region (leaf table): its index r is the number of regions before it */
+        if (findex_put(&f->index, p4 >> 9, f->index.used, &pos) != ST_OK) return ST_NOMEM;
     }
     int64_t data = buddy_alloc(&g->buddy, 0);
     if (data < 0) return ST_OOM_GUEST;
@@ -194,9 +185,12 @@ static inline __attribute__((always_inline)) int flat_ready(Engine *e, uint64_t 
     return flat_fault(e, p4, pos);
 }
 
-/* Free the mapped pages of the region at index position pos whose page numbers lie in [a, b) (relative
- * to the region: 0 <= a < b <= 512), ascending; *changed = 1 when one was. */
-static void flat_release_region(Engine *e, int64_t pos, int a, int b, int *changed) {
+/* Free the mapped pages of region number id (at index position pos) that lie in pages [pa, pb), ascending;
+ * *changed = 1 when one was. */
+static void flat_release_region(Engine *e, int64_t pos, uint64_t id, uint64_t pa, uint64_t pb, int *changed) {
+    uint64_t first = id << 9;
+    int a = pa > first ? (int)(pa - first) : 0;      /* pages [a, b) of the region, 0 <= a < b <= 512 */
+    int b = pb < first + 512 ? (int)(pb - first) : 512;
     Flat *f = &e->flat;
     PageBits *x = &f->index.bits[pos];
     const uint32_t *frames = flat_frames(f, f->index.e[pos].r);
@@ -229,7 +223,7 @@ static void flat_release_region(Engine *e, int64_t pos, int a, int b, int *chang
 static int flat_apply_log(Engine *e) {
     Flat *f = &e->flat;
     if (f->log_n == 0) return ST_OK;
-    size_t need = (size_t)f->n * 512 * sizeof(uint32_t);
+    size_t need = (size_t)f->index.used * 512 * sizeof(uint32_t);
     /* each region holds a guest frame (its leaf table), so guest frames bound them */
     size_t limit = (size_t)(e->g.frames + 1) * 512 * sizeof(uint32_t);
     if (need > f->frames.cap && region_grow(&f->frames, need, limit) != 0) return ST_NOMEM;
@@ -246,33 +240,30 @@ static int flat_apply_log(Engine *e) {
 static int flat_release(Engine *e, u128 p, u128 q, int *changed) {
     Flat *f = &e->flat;
     uint64_t pa = (uint64_t)(p >> 12), pb = (uint64_t)(q >> 12);  /* pages [pa, pb), pb <= 2^52 */
-    if (pb <= pa || f->n == 0) return ST_OK;
+    int64_t regions = f->index.used;
+    if (pb <= pa || regions == 0) return ST_OK;
     int st = flat_apply_log(e);
     if (st) return st;
-    uint64_t ra = pa >> 9, rb = (pb + 511) >> 9;  /* regions [ra, rb) */
-    /* the regions in range, ascending: probed one by one when they are no more than the regions that
-     * exist, else found by a scan of the index (a munmap of a whole address space must not probe 2^43
-     * region numbers) */
-    int64_t most = (uint64_t)f->n < rb - ra ? f->n : (int64_t)(rb - ra);
-    uint64_t *ids = (uint64_t *)malloc((size_t)(most + 1) * sizeof(uint64_t));
+    uint64_t ra = pa >> 9, rb = (pb + 511) >> 9;  /* region numbers [ra, rb) */
+    if (rb - ra <= (uint64_t)regions) {
+        /* no more numbers than regions: each probed, in ascending order */
+        for (uint64_t id = ra; id < rb; id++) {
+            int64_t pos = findex_find(&f->index, id);
+            if (pos >= 0) flat_release_region(e, pos, id, pa, pb, changed);
+        }
+        return ST_OK;
+    }
+    /* else the regions in range found by a scan of the index and sorted (a munmap of a whole address
+     * space must not probe 2^43 numbers) */
+    uint64_t *ids = (uint64_t *)malloc((size_t)regions * sizeof(uint64_t));
     if (!ids) return ST_NOMEM;
     int64_t n_ids = 0;
-    if (rb - ra <= (uint64_t)f->n) {
-        for (uint64_t id = ra; id < rb; id++)
-            if (findex_find(&f->index, id) >= 0) ids[n_ids++] = id;
-    } else {
-        for (int64_t i = 0; i < f->index.cap; i++) {
-            uint64_t k = f->index.e[i].key;
-            if (k && k - 1 >= ra && k - 1 < rb) ids[n_ids++] = k - 1;
-        }
-        qsort(ids, (size_t)n_ids, sizeof(uint64_t), cmp_u64);
+    for (int64_t i = 0; i < f->index.cap; i++) {
+        uint64_t k = f->index.e[i].key;
+        if (k && k - 1 >= ra && k - 1 < rb) ids[n_ids++] = k - 1;
     }
-    for (int64_t j = 0; j < n_ids; j++) {
-        uint64_t id = ids[j], first = id << 9;
-        int a = pa > first ? (int)(pa - first) : 0;
-        int b = pb < first + 512 ? (int)(pb - first) : 512;
-        flat_release_region(e, findex_find(&f->index, id), a, b, changed);
-    }
+    qsort(ids, (size_t)n_ids, sizeof(uint64_t), cmp_u64);
+    for (int64_t j = 0; j < n_ids; j++) flat_release_region(e, findex_find(&f->index, ids[j]), ids[j], pa, pb, changed);
     free(ids);
     return ST_OK;
 }

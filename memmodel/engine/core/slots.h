@@ -30,7 +30,7 @@ static inline __attribute__((always_inline)) SlotCold *cold_of(const Slots *t, c
 
 /* Home index of key (page + 1): hash_slot with the table's shift precomputed (no bit scan per lookup). */
 static inline __attribute__((always_inline)) uint64_t slot_index(const Slots *t, uint64_t key) {
-    return (key * 0x9E3779B97F4A7C15ULL) >> t->shift;
+    return fib_index(key, t->shift);
 }
 
 static inline __attribute__((always_inline)) Slot *slot_find(const Slots *t, uint64_t p4) {

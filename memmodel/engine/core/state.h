@@ -37,9 +37,14 @@ static int hash_init(Hash *h, int64_t cap) {
     return (h->keys && h->vals) ? ST_OK : ST_NOMEM;
 }
 
+/* Fibonacci hashing: the top 64 - shift bits of key * 2^64/phi (consecutive keys spread over the table);
+ * the home position of key in a table of 2^(64 - shift) positions. Every hash table of the core uses it. */
+static inline __attribute__((always_inline)) uint64_t fib_index(uint64_t key, int shift) {
+    return (key * 0x9E3779B97F4A7C15ULL) >> shift;
+}
+
 static inline __attribute__((always_inline)) uint64_t hash_slot(uint64_t key, int64_t cap) {
-    /* Fibonacci hashing: the top bits of key * 2^64/phi (consecutive pages spread over the table) */
-    return (key * 0x9E3779B97F4A7C15ULL) >> (64 - __builtin_ctzll((uint64_t)cap));
+    return fib_index(key, 64 - __builtin_ctzll((uint64_t)cap));
 }
 
 static inline int64_t hash_get(const Hash *h, uint64_t key) {
@@ -140,7 +145,7 @@ typedef struct {          /* open addressing, linear probing, at most half full 
                            * (all a TLB miss reads besides the entry; one prefetch address for both) */
     int64_t cap;          /* power of two */
     int shift;            /* 64 - log2(cap) */
-    int64_t used;
+    int64_t used;         /* regions (= leaf tables); a new region's index r is the count before it */
 } FlatIndex;
 
 typedef struct {
@@ -152,7 +157,6 @@ typedef struct {
     uint64_t *log;        /* the faults since the last release, two words each: (r << 9) | page in region,
                            * its guest frame; applied to frames by the next release (flat_apply_log) */
     int64_t log_n, log_cap;
-    int64_t n;            /* regions (= leaf tables) */
 } Flat;
 
 typedef struct {
