@@ -211,6 +211,24 @@ def test_passthrough_keeps_guest_mappings_and_the_host_discards_the_image(run: R
     assert c["host_resident_bytes"] == 2 * M2 and c["host_resident_peak_bytes"] == 2 * M2
 
 
+def test_passthrough_frees_every_backed_frame_of_sparsely_backed_regions(run: Run) -> None:
+    # guest: root at frame 0, the level-2 table at frame 1, the 1G page at guest frames 262144.. (page i of
+    # the 1G page = guest frame 262144 + i), each touched page a 4K host page. The touched pages sit on
+    # both sides of 8-frame word boundaries (the engine skips unbacked frames 8 at a time), the first
+    # release starts at an unaligned frame (9) and ends inside a word of another 2M region.
+    config = cfg({"guest": {"page_size": "1G", "memory": "2G", "zeroing": False, "unmap": "passthrough"},
+                  "host": {"page_size": "4K", "memory": "1G"}})
+    region0 = [0, 1, 7, 8, 9, 15, 16, 20, 22, 63, 64, 100, 255, 256, 510, 511]
+    region3 = [3 * 512 + 5, 3 * 512 + 300]
+    touches = [("S", G1 + i * K4, 8) for i in region0 + region3]
+    first = run([*touches, ("U", G1 + 9 * K4, (3 * 512 + 6 - 9) * K4)], config)
+    assert (first["host_discards"], first["host_freed_bytes"]) == (1, 13 * K4)  # 9..511 of region 0, 5 of region 3
+    c = run([*touches, ("U", G1 + 9 * K4, (3 * 512 + 6 - 9) * K4), ("U", G1, G1)], config)
+    assert (c["host_discards"], c["host_freed_bytes"], c["host_splits"]) == (2, 18 * K4, 0)
+    assert c["host_faults"] == 2 + 18  # the two tables, then one 4K host page per touched page
+    assert c["host_resident_bytes"] == 2 * K4  # the tables' frames stay backed
+
+
 def test_freed_host_halves_merge_with_each_other_and_with_their_free_buddy(run: Run) -> None:
     # Host allocator (1 GiB = 2^18 frames, lowest placement):
     #   host root 0; the host page for guest-physical [0, 2M): tables 1, 2 and data 512..1023;

@@ -59,6 +59,29 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The first index i in [from, to) with a[i] != 0, else `to`: bytes up to an 8-aligned index, then a word of
+ * 8 bytes per step (the lowest nonzero byte of a little-endian word by its trailing zeros; x86-64 and
+ * aarch64 Linux are little-endian), then the tail bytes. Reads only a[from .. to). */
+static inline int64_t first_nonzero_u8(const uint8_t *a, int64_t from, int64_t to) {
+    int64_t i = from;
+    while (i < to && (i & 7)) {
+        if (a[i]) return i;
+        i++;
+    }
+    for (; i + 8 <= to; i += 8) {
+        uint64_t w;
+        memcpy(&w, a + i, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (w) return i + (__builtin_ctzll(w) >> 3);
+#else
+        if (w) break;  /* found in this word: the byte loop below finds which */
+#endif
+    }
+    for (; i < to; i++)
+        if (a[i]) return i;
+    return to;
+}
+
 static inline uint64_t splitmix64(uint64_t x) {
     uint64_t z = x + 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

@@ -80,30 +80,21 @@ static int host_touch(Engine *e, int64_t first, int64_t n) {
     return ST_OK;
 }
 
-/* The deepest PSC level j < leaf whose array holds the prefix of `page` (then most recent), or 0.
- * rows[j] keeps the set looked up at each level that missed, for psc_fill (the PSC arrays are distinct
- * per level, and a walk between the two calls touches only other arrays, so the rows stay right). */
-static inline __attribute__((always_inline)) int psc_deepest_hit(Engine *e, const int *psc, int leaf, int levels,
-                                                                 uint64_t page, int64_t **rows) {
+/* The deepest PSC level j < leaf whose array holds the prefix of `page` (then most recent), or 0; every
+ * level looked up and missed (those below the hit) is filled with its prefix on the way. Filling at once
+ * is filling after the walk: the PSC arrays are distinct per level and from the nested TLB, so nothing
+ * the walk does in between reads them. */
+static inline __attribute__((always_inline)) int psc_walk(Engine *e, const int *psc, int leaf, int levels,
+                                                         uint64_t page) {
     for (int j = leaf - 1; j >= 1; j--) {
         int a = psc[j];
         if (a >= 0) {
             uint64_t key = page >> (9 * (levels - j));
             const Lru *arr = &e->arrays[a];
-            rows[j] = lru_set_w(e->tags, arr, key, 0);
-            if (lru_lookup_any(rows[j], arr, (int64_t)key)) return j;
+            if (lru_access_any(lru_set_w(e->tags, arr, key, 0), arr, (int64_t)key)) return j;
         }
     }
     return 0;
-}
-
-/* Fill the PSC levels k+1 .. leaf-1 (those psc_deepest_hit found missing) with the prefixes of `page`. */
-static inline __attribute__((always_inline)) void psc_fill(Engine *e, const int *psc, int k, int leaf, int levels,
-                                                           uint64_t page, int64_t *const *rows) {
-    for (int j = k + 1; j < leaf; j++) {
-        int a = psc[j];
-        if (a >= 0) lru_fill_any(rows[j], &e->arrays[a], (int64_t)(page >> (9 * (levels - j))));
-    }
 }
 
 /* Host-translate guest frame `frame` (backed); returns the host PTE loads. */
@@ -114,21 +105,18 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
     uint64_t pfn = (uint64_t)frame >> (hs - 12);
     int H = h->levels - code;
     int64_t tag = (int64_t)((pfn << 2) | (uint64_t)code);
-    int64_t *nrow = NULL;
+    /* a miss fills the nested TLB at once (the host PSCs are other arrays: see psc_walk) */
     if (e->ntlb >= 0) {
-        nrow = lru_set_w(e->tags, &e->arrays[e->ntlb], pfn, 0);
-        if (lru_lookup_any(nrow, &e->arrays[e->ntlb], tag)) {
+        const Lru *n = &e->arrays[e->ntlb];
+        if (lru_access_any(lru_set_w(e->tags, n, pfn, 0), n, tag)) {
             e->C[C_NTLB_HITS]++;
             return 0;
         }
     }
     e->C[C_NTLB_MISSES]++;
-    int64_t *rows[6];
-    int kh = e->has_hpsc ? psc_deepest_hit(e, e->hpsc, H, h->levels, (uint64_t)frame, rows) : 0;
+    int kh = e->has_hpsc ? psc_walk(e, e->hpsc, H, h->levels, (uint64_t)frame) : 0;
     int loads = H - kh;
     e->C[C_HOST_PTE_LOADS] += (uint64_t)loads;
-    if (e->has_hpsc) psc_fill(e, e->hpsc, kh, H, h->levels, (uint64_t)frame, rows);
-    if (nrow) lru_fill_any(nrow, &e->arrays[e->ntlb], tag);
     return loads;
 }
 

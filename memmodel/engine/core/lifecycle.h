@@ -112,7 +112,15 @@ static int host_release(Engine *e, int64_t fp, int64_t fq, int *changed) {
         if (h->occ1g[f >> 18] == 0) { f = ((f >> 18) + 1) << 18; continue; }
         if (h->occ2m[f >> 9] == 0) { f = ((f >> 9) + 1) << 9; continue; }
         int s = h->shift[f];
-        if (s == 0) { f++; continue; }
+        if (s == 0) {
+            /* unbacked frames of a region that holds some backed ones: skip them 8 at a time (callgrind,
+             * sparse with memctl-4k, five munmaps of 64 MiB-6 GiB over pages spread a few per 2 MiB
+             * region: 273 -> 239 M instructions per replay; wall time unchanged in pairs, the scan
+             * reads sequentially and the replay waits on random reads elsewhere) */
+            int64_t end = ((f >> 9) + 1) << 9;
+            f = first_nonzero_u8(h->shift, f + 1, end < fq ? end : fq);
+            continue;
+        }
         int64_t span = (int64_t)1 << (s - 12);
         /* f is the first frame of its page (no page crosses fp, and pages are visited in order) */
         buddy_free(&h->buddy, h->hframe[f], s - 12);

@@ -117,9 +117,9 @@ static inline __attribute__((always_inline)) uint64_t fp_candidates(uint64_t wor
 
 /* Way of `tag` in a row whose fingerprints start at row[1] (packed rows of 5-16 ways, linked rows) and
  * whose tags are `t`, or -1: fingerprints propose, tags decide. */
-static inline __attribute__((always_inline)) int fp_find(const int64_t *row, const int64_t *t, int64_t ways,
-                                                        int64_t tag) {
-    uint64_t b = lru_fingerprint(tag) * LRU_BYTES;
+static inline __attribute__((always_inline)) int fp_find_with(const int64_t *row, const int64_t *t, int64_t ways,
+                                                             int64_t tag, uint64_t fp) {
+    uint64_t b = fp * LRU_BYTES;
     int64_t words = (ways + 7) / 8;
     for (int64_t k = 0; k < words; k++) {
         uint64_t m = fp_candidates((uint64_t)row[1 + k], b);
@@ -133,11 +133,21 @@ static inline __attribute__((always_inline)) int fp_find(const int64_t *row, con
     return -1;
 }
 
-/* Set the fingerprint of way w (fingerprints start at row[1]) to tag's. */
-static inline __attribute__((always_inline)) void fp_set(int64_t *row, int w, int64_t tag) {
+static inline __attribute__((always_inline)) int fp_find(const int64_t *row, const int64_t *t, int64_t ways,
+                                                        int64_t tag) {
+    return fp_find_with(row, t, ways, tag, lru_fingerprint(tag));
+}
+
+/* Set the fingerprint of way w (fingerprints start at row[1]) to `fp`. */
+static inline __attribute__((always_inline)) void fp_set_with(int64_t *row, int w, uint64_t fp) {
     uint64_t *fw = (uint64_t *)&row[1 + (w >> 3)];
     int sh = 8 * (w & 7);
-    *fw = (*fw & ~(0xFFULL << sh)) | (lru_fingerprint(tag) << sh);
+    *fw = (*fw & ~(0xFFULL << sh)) | (fp << sh);
+}
+
+/* Set the fingerprint of way w (fingerprints start at row[1]) to tag's. */
+static inline __attribute__((always_inline)) void fp_set(int64_t *row, int w, int64_t tag) {
+    fp_set_with(row, w, lru_fingerprint(tag));
 }
 
 /* Mask of the order word's first `ways` nibbles. */
@@ -265,6 +275,34 @@ static inline __attribute__((always_inline)) void lru_fill_row(int64_t *row, con
     row[0] = tag;
 }
 
+/* Look `tag` up in `row` and, when it misses, fill it: lru_lookup_row then lru_fill_row on a miss, with
+ * one search and one fingerprint (the PSCs and the nested TLB fill every level a walk missed and nothing
+ * else touches their arrays in between, so they can fill at once). Returns 1 on a hit. */
+static inline __attribute__((always_inline)) int lru_access_row(int64_t *row, const Lru *a, int64_t tag,
+                                                                const int W) {
+    LruShape sh = lru_shape(a, W);
+    if (!sh.packed) {
+        if (lru_lookup_row(row, a, tag, W)) return 1;
+        lru_fill_row(row, a, tag, W);
+        return 0;
+    }
+    int64_t ways = sh.ways;
+    uint64_t ord = (uint64_t)row[0];
+    int64_t *t = row + (sh.fp ? 3 : 1);
+    if (t[ord & 15] == tag) return 1;
+    uint64_t fp = sh.fp ? lru_fingerprint(tag) : 0;
+    int w = sh.fp ? fp_find_with(row, t, ways, tag, fp) : find_any(t, ways, tag);
+    if (w >= 0) {
+        row[0] = (int64_t)order_touch(ord, w, order_pos(ord, w));
+        return 1;
+    }
+    uint64_t victim = (ord >> (4 * (ways - 1))) & 15;
+    if (sh.fp) fp_set_with(row, (int)victim, fp);
+    t[victim] = tag;
+    row[0] = (int64_t)(((ord << 4) | victim) & order_mask(ways));
+    return 0;
+}
+
 /* lru_lookup_row / lru_fill_row with the ways of the common geometries (PSCs, nested TLBs, TLB arrays
  * of the CPU presets) made constant by a switch: a predictable jump instead of the run-time layout tests
  * (callgrind, nested baseline-4k on the big random chase: the PSC and nested-TLB operations were most of
@@ -286,6 +324,16 @@ static inline __attribute__((always_inline)) void lru_fill_any(int64_t *row, con
     case 12: lru_fill_row(row, a, tag, 12); return;
     case 16: lru_fill_row(row, a, tag, 16); return;
     default: lru_fill_row(row, a, tag, 0); return;
+    }
+}
+
+static inline __attribute__((always_inline)) int lru_access_any(int64_t *row, const Lru *a, int64_t tag) {
+    switch (a->ways) {
+    case 4: return lru_access_row(row, a, tag, 4);
+    case 8: return lru_access_row(row, a, tag, 8);
+    case 12: return lru_access_row(row, a, tag, 12);
+    case 16: return lru_access_row(row, a, tag, 16);
+    default: return lru_access_row(row, a, tag, 0);
     }
 }
 

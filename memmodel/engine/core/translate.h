@@ -8,15 +8,15 @@
  * -------------------------------------------------------------------------------------------*/
 /* The 2D walk of page p4 (section 4) after every TLB lookup missed: guest levels from the deepest guest
  * PSC hit down to the leaf, each guest table and the data page host-translated when virtualized; fills
- * the PSCs and counts the walk. Returns nothing: the caller fills the TLB arrays. */
+ * the PSCs (the guest's as its lookups miss, before the host translations: psc_walk says why that is
+ * section 4's state) and counts the walk. Returns nothing: the caller fills the TLB arrays. */
 /* G: the guest leaf level of p4's mapping (what the walk loads); cold: p4's cold slot entry when
  * virtualized (the frames the host translations read), else unused. */
 static inline __attribute__((always_inline)) void walk(Engine *e, int G, const SlotCold *cold, uint64_t p4) {
     e->C[C_WALKS]++;
     Guest *g = &e->g;
     int L = g->levels;
-    int64_t *rows[6];
-    int k = e->has_gpsc ? psc_deepest_hit(e, e->gpsc, G, L, p4, rows) : 0;
+    int k = e->has_gpsc ? psc_walk(e, e->gpsc, G, L, p4) : 0;
     if (k > 0) e->C[C_PSC_GUEST_HITS]++;
     e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
     int loads = G - k;
@@ -28,7 +28,6 @@ static inline __attribute__((always_inline)) void walk(Engine *e, int G, const S
         }
         loads += host_translate(e, cold->gframe);
     }
-    if (e->has_gpsc) psc_fill(e, e->gpsc, k, G, L, p4, rows);
     e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
 }
 
