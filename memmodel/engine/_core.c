@@ -280,6 +280,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->last_es = 12;
     e->l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
     e->l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
+    e->psc_preset = psc_preset_of(e);
     return 0;
 #undef P
 }
@@ -617,6 +618,7 @@ static PyObject *i64_bytes(const int64_t *p, int64_t n) {
 }
 
 static PyObject *Engine_flat_store(Engine *e, PyObject *unused) { (void)unused; return PyBool_FromLong(e->p.flat); }
+static PyObject *Engine_preset_walk(Engine *e, PyObject *unused) { (void)unused; return PyBool_FromLong(e->psc_preset); }
 
 static PyObject *Engine_hist(Engine *e, PyObject *unused) { (void)unused; return i64_bytes(e->hist, HIST_SIZE); }
 
@@ -780,6 +782,8 @@ static PyMethodDef Engine_methods[] = {
     {"counters", (PyCFunction)Engine_counters, METH_NOARGS, "The raw counters as a dict."},
     {"hist", (PyCFunction)Engine_hist, METH_NOARGS, "Walk-length histogram (int64 bytes)."},
     {"flat_store", (PyCFunction)Engine_flat_store, METH_NOARGS, "Whether the guest is kept in the flat store."},
+    {"preset_walk", (PyCFunction)Engine_preset_walk, METH_NOARGS,
+     "Whether walks use the PSC and nested-TLB code specialised for the CPU presets' shapes."},
     {"series", (PyCFunction)Engine_series, METH_NOARGS, "Time-series rows (int64 bytes)."},
     {"nr_free", (PyCFunction)Engine_nr_free, METH_VARARGS, "Free blocks per order (int64 bytes)."},
     {"take_outcomes", (PyCFunction)Engine_take_outcomes, METH_NOARGS, "Outcome codes and shifts since last take."},

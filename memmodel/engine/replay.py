@@ -172,6 +172,12 @@ class Replay:
         """Whether this replay keeps its guest in the flat store (docs/model.md Part 3, item 9)."""
         return bool(self._core.flat_store())
 
+    @property
+    def preset_walk(self) -> bool:
+        """Whether this replay's walks use the code specialised for the CPU presets' PSC and nested-TLB
+        shapes (docs/model.md Part 3, item 8): 4-level tables, and the presets' shapes on every side walked."""
+        return bool(self._core.preset_walk())
+
     def _oom_as_error(self) -> _OomGuard:
         self._raise_if_stopped()
         return _OomGuard(self.cfg, self)

@@ -247,3 +247,64 @@ def test_a_reporting_pass_changes_no_cached_page(guest_page: str, host_page: str
     assert counters["host_discards"] > 0 and counters["host_splits"] > 0
     assert counters == ref_counters
     assert extras == ref_extras
+
+
+# The shapes of the walk's caches in every CPU preset (4-level tables): the engine walks them with code
+# specialised for these shapes (Replay.preset_walk, docs/model.md Part 3 item 8).
+PRESET_PSCS = [{"level": 3, "entries": 32, "ways": 8}, {"level": 2, "entries": 8, "ways": 4},
+               {"level": 1, "entries": 4, "ways": 4}]
+PRESET_NTLB = {"entries": 32, "ways": 8}
+
+
+@st.composite
+def preset_shaped_configs(draw: st.DrawFn) -> dict[str, Any]:
+    raw = draw(v2_configs())
+    raw["guest"]["levels"] = raw["host"]["levels"] = 4
+    raw["psc"] = {"guest": PRESET_PSCS, "host": PRESET_PSCS}
+    raw["ntlb"] = PRESET_NTLB
+    return raw
+
+
+def _check_against_reference(trace: list[tuple[str, int, int]], raw: dict[str, Any], batch: int) -> None:
+    config = cfg(raw)
+    assert Replay(config).preset_walk
+    counters, extras = _engine(trace, config, batch)
+    ref_counters, ref_extras = run_reference(trace, config, extras=True)
+    assert counters == ref_counters
+    assert extras == ref_extras
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trace=lifecycle_traces(max_len=60), raw=preset_shaped_configs(), batch=st.sampled_from([0, 0, 3]))
+def test_the_walk_specialised_for_the_presets_cache_shapes_equals_the_reference(
+        trace: list[tuple[str, int, int]], raw: dict[str, Any], batch: int) -> None:
+    _check_against_reference(trace, raw, batch)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trace=lifecycle_traces(), raw=preset_shaped_configs(), batch=st.sampled_from([0, 0, 1, 5]))
+def test_the_walk_specialised_for_the_presets_cache_shapes_equals_the_reference_at_length(
+        trace: list[tuple[str, int, int]], raw: dict[str, Any], batch: int) -> None:
+    _check_against_reference(trace, raw, batch)
+
+
+def _with(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = {**raw, "psc": {"guest": PRESET_PSCS, "host": PRESET_PSCS}, "ntlb": PRESET_NTLB}
+    out.update(changes)
+    return out
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("the presets' shapes", _with({}), True),
+    ("native, the presets' guest PSCs", _with({"virtualized": False}, ntlb={"entries": 0, "ways": 1}), True),
+    ("a nested TLB of 4 ways", _with({}, ntlb={"entries": 32, "ways": 4}), False),
+    ("no nested TLB", _with({}, ntlb={"entries": 0, "ways": 1}), False),
+    ("a level-3 PSC of 16 sets", _with({}, psc={"guest": [{"level": 3, "entries": 128, "ways": 8}, *PRESET_PSCS[1:]],
+                                               "host": PRESET_PSCS}), False),
+    ("no level-1 host PSC", _with({}, psc={"guest": PRESET_PSCS, "host": PRESET_PSCS[:2]}), False),
+    ("5-level host tables", _with({"host": {"levels": 5}}), False),
+])
+def test_only_the_presets_cache_shapes_take_the_specialised_walk(name: str, raw: dict[str, Any],
+                                                                 expected: bool) -> None:
+    assert Replay(cfg(raw)).preset_walk is expected, name

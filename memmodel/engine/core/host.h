@@ -97,8 +97,60 @@ static inline __attribute__((always_inline)) int psc_walk(Engine *e, const int *
     return 0;
 }
 
-/* Host-translate guest frame `frame` (backed); returns the host PTE loads. */
-static inline __attribute__((always_inline)) int host_translate(Engine *e, int64_t frame) {
+/* The shapes of the walk's caches in every CPU preset (the assumed ChampSim defaults, docs/model.md §5):
+ * with 4-level tables, PSC level 3 = 32 entries x 8 ways, level 2 = 8 x 4, level 1 = 4 x 4 (no level 4),
+ * the nested TLB 32 x 8. */
+#define PRESET_PSC_WAYS(j) ((j) == 3 ? 8 : 4)
+#define PRESET_PSC_SETS(j) ((j) == 3 ? 4 : (j) == 2 ? 2 : 1)
+#define PRESET_NTLB_WAYS 8
+#define PRESET_NTLB_SETS 4
+
+/* Whether the walk's caches of e have the presets' shapes on every side it walks: then psc_walk_preset
+ * and host_translate's preset branch replace the generic code (the same arrays and operations, with
+ * ways and sets as constants: no dispatch on the ways, no loads of the array's shape; measured at
+ * psc_walk_preset). */
+static int psc_preset_of(const Engine *e) {
+    const int *sides[2] = {e->gpsc, e->hpsc};
+    int levels[2] = {e->g.levels, e->h.levels};
+    for (int s = 0; s < (e->p.virt ? 2 : 1); s++) {
+        if (levels[s] != 4) return 0;
+        for (int j = 0; j < 6; j++) {
+            int a = sides[s][j];
+            if (j >= 1 && j <= 3) {
+                if (a < 0 || e->arrays[a].ways != PRESET_PSC_WAYS(j) || e->arrays[a].sets != PRESET_PSC_SETS(j))
+                    return 0;
+            } else if (a >= 0) {
+                return 0;
+            }
+        }
+    }
+    if (e->p.virt && (e->ntlb < 0 || e->arrays[e->ntlb].ways != PRESET_NTLB_WAYS ||
+                      e->arrays[e->ntlb].sets != PRESET_NTLB_SETS))
+        return 0;
+    return 1;
+}
+
+/* One PSC level of the presets' shape: lookup, fill on a miss (lru_access_row); 1 on a hit. */
+static inline __attribute__((always_inline)) int psc_level_preset(Engine *e, const int *psc, int j, uint64_t page) {
+    const Lru *arr = &e->arrays[psc[j]];
+    uint64_t key = page >> (9 * (4 - j));
+    int64_t *row = e->tags + arr->off + (int64_t)(key & (PRESET_PSC_SETS(j) - 1)) * lru_row_words(PRESET_PSC_WAYS(j));
+    return lru_access_row(row, arr, (int64_t)key, PRESET_PSC_WAYS(j));
+}
+
+/* psc_walk for 4-level tables and the presets' PSC shapes (psc_preset_of), the levels unrolled (with
+ * the nested TLB's branch in host_translate, pairs of runs, nested baseline-4k: sparse 1.10x, pchase
+ * 1.13x faster; callgrind sparse 352 -> 305 M instructions). */
+static inline __attribute__((always_inline)) int psc_walk_preset(Engine *e, const int *psc, int leaf, uint64_t page) {
+    if (leaf > 3 && psc_level_preset(e, psc, 3, page)) return 3;
+    if (leaf > 2 && psc_level_preset(e, psc, 2, page)) return 2;
+    if (leaf > 1 && psc_level_preset(e, psc, 1, page)) return 1;
+    return 0;
+}
+
+/* Host-translate guest frame `frame` (backed); returns the host PTE loads. PRESET: e->psc_preset (a
+ * compile-time constant at each call). */
+static inline __attribute__((always_inline)) int host_translate(Engine *e, int64_t frame, const int PRESET) {
     Host *h = &e->h;
     int hs = h->shift[frame];
     int code = (hs - 12) / 9;
@@ -106,7 +158,14 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
     int H = h->levels - code;
     int64_t tag = (int64_t)((pfn << 2) | (uint64_t)code);
     /* a miss fills the nested TLB at once (the host PSCs are other arrays: see psc_walk) */
-    if (e->ntlb >= 0) {
+    if (PRESET) {
+        const Lru *n = &e->arrays[e->ntlb];
+        int64_t *row = e->tags + n->off + (int64_t)(pfn & (PRESET_NTLB_SETS - 1)) * lru_row_words(PRESET_NTLB_WAYS);
+        if (lru_access_row(row, n, tag, PRESET_NTLB_WAYS)) {
+            e->C[C_NTLB_HITS]++;
+            return 0;
+        }
+    } else if (e->ntlb >= 0) {
         const Lru *n = &e->arrays[e->ntlb];
         if (lru_access_any(lru_set_w(e->tags, n, pfn, 0), n, tag)) {
             e->C[C_NTLB_HITS]++;
@@ -114,7 +173,8 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
         }
     }
     e->C[C_NTLB_MISSES]++;
-    int kh = e->has_hpsc ? psc_walk(e, e->hpsc, H, h->levels, (uint64_t)frame) : 0;
+    int kh = PRESET ? psc_walk_preset(e, e->hpsc, H, (uint64_t)frame)
+                    : e->has_hpsc ? psc_walk(e, e->hpsc, H, h->levels, (uint64_t)frame) : 0;
     int loads = H - kh;
     e->C[C_HOST_PTE_LOADS] += (uint64_t)loads;
     return loads;

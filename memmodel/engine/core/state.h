@@ -251,6 +251,8 @@ typedef struct {
     int gpsc[6], hpsc[6];    /* PSC array of a level 1..5, or -1 */
     int has_gpsc, has_hpsc;  /* any guest / host PSC array (a walk without one skips the PSC loops) */
     int ntlb;
+    int psc_preset;          /* the walk's caches have the CPU presets' shapes (psc_preset_of): walks use the
+                              * PSC and nested-TLB code specialised for them */
     Guest g;
     Host h;
     Slots slots;

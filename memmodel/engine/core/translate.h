@@ -12,11 +12,12 @@
  * section 4's state) and counts the walk. Returns nothing: the caller fills the TLB arrays. */
 /* G: the guest leaf level of p4's mapping (what the walk loads); cold: p4's cold slot entry when
  * virtualized (the frames the host translations read), else unused. */
-static inline __attribute__((always_inline)) void walk(Engine *e, int G, const SlotCold *cold, uint64_t p4) {
+static inline __attribute__((always_inline)) void walk_with(Engine *e, int G, const SlotCold *cold, uint64_t p4,
+                                                             const int PRESET) {
     e->C[C_WALKS]++;
     Guest *g = &e->g;
     int L = g->levels;
-    int k = e->has_gpsc ? psc_walk(e, e->gpsc, G, L, p4) : 0;
+    int k = PRESET ? psc_walk_preset(e, e->gpsc, G, p4) : e->has_gpsc ? psc_walk(e, e->gpsc, G, L, p4) : 0;
     if (k > 0) e->C[C_PSC_GUEST_HITS]++;
     e->C[C_GUEST_PTE_LOADS] += (uint64_t)(G - k);
     int loads = G - k;
@@ -24,11 +25,18 @@ static inline __attribute__((always_inline)) void walk(Engine *e, int G, const S
         for (int j = k + 1; j <= G; j++) {
             /* a PSC hit at level k holds the host-physical address of table k+1 */
             if (j == k + 1 && k >= 1) continue;
-            loads += host_translate(e, j == 1 ? g->root_frame : cold->tbl[j - 2]);
+            loads += host_translate(e, j == 1 ? g->root_frame : cold->tbl[j - 2], PRESET);
         }
-        loads += host_translate(e, cold->gframe);
+        loads += host_translate(e, cold->gframe, PRESET);
     }
     e->hist[loads < HIST_SIZE ? loads : HIST_SIZE - 1]++;
+}
+
+/* walk_with, the PSCs and nested TLB specialised for the presets' shapes when they have them (a branch
+ * that every walk of a replay takes the same way). */
+static inline __attribute__((always_inline)) void walk(Engine *e, int G, const SlotCold *cold, uint64_t p4) {
+    if (e->psc_preset) walk_with(e, G, cold, p4, 1);
+    else walk_with(e, G, cold, p4, 0);
 }
 
 /* *out = page p4's current slot: found, or resolved first (steps 1-2) when missing or stale. */
