@@ -112,6 +112,7 @@ static void Engine_dealloc(Engine *e) {
     sparse_free(h->ever, host_map_bytes(h, gf, HOST_EVER));
     sparse_free(h->occ2m, host_map_bytes(h, gf, HOST_OCC2M));
     sparse_free(h->occ1g, host_map_bytes(h, gf, HOST_OCC1G));
+    sparse_free(h->rshift, host_map_bytes(h, gf, HOST_RSHIFT));
     for (int k = 2; k <= h->levels && k < 6; k++) sparse_free(h->tbl[k], host_map_bytes(h, gf, HOST_TBL + k));
     slots_free(&e->slots);
     flat_free(&e->flat);
@@ -246,7 +247,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
             h->ever = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_EVER));
             h->occ2m = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC2M));
             h->occ1g = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC1G));
-            if (!h->shift || !h->hframe || !h->ever || !h->occ2m || !h->occ1g) st = ST_NOMEM;
+            h->rshift = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_RSHIFT));
+            if (!h->shift || !h->hframe || !h->ever || !h->occ2m || !h->occ1g || !h->rshift) st = ST_NOMEM;
             for (int k = 2; k <= h->levels && st == ST_OK; k++) {
                 h->tbl[k] = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_TBL + k));
                 if (!h->tbl[k]) st = ST_NOMEM;

@@ -83,6 +83,7 @@ static int host_split(Engine *e, int64_t f) {
     }
     int64_t span = (int64_t)1 << (s - 12);
     for (int64_t i = 0; i < span; i++) h->shift[first + i] = (uint8_t)ns;
+    host_region_shift(h, first, span, ns);
     e->C[C_HOST_SPLITS]++;
     return ST_OK;
 }
@@ -125,6 +126,7 @@ static int host_release(Engine *e, int64_t fp, int64_t fq, int *changed) {
         /* f is the first frame of its page (no page crosses fp, and pages are visited in order) */
         buddy_free(&h->buddy, h->hframe[f], s - 12);
         for (int64_t i = 0; i < span; i++) h->shift[f + i] = 0;
+        if (s >= 21) host_region_shift(h, f, span, 0);
         if (s == 30) {
             for (int64_t r = f >> 9; r < (f >> 9) + 512; r++) h->occ2m[r] = 0;
         } else {

@@ -149,11 +149,12 @@ static int resolve(Engine *e, uint64_t p4, Slot **slot_io) {
     }
     int es = gs;
     if (e->p.virt) {
-        if (e->h.shift[gframe] == 0) {
+        int hs = host_shift(&e->h, gframe);
+        if (hs == 0) {
             int st = host_fault(e, gframe);
             if (st) return st;
+            hs = e->h.shift[gframe];
         }
-        int hs = e->h.shift[gframe];
         if (hs < es) es = hs;
     }
     if (slot == NULL) {

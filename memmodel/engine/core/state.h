@@ -177,11 +177,13 @@ typedef struct {
     uint8_t *ever;        /* per guest frame: was ever host-backed (re-fault zeroing, an extra) */
     int32_t *occ2m;       /* per 2 MiB guest-physical region: backed frames */
     int32_t *occ1g;       /* per 1 GiB guest-physical region: backed frames */
+    uint8_t *rshift;      /* per 2 MiB guest-physical region: the shift of the host page holding all of it
+                           * (21, 30), else 0; so rshift[f >> 9] is 0 or shift[f] (host_shift) */
     uint8_t *tbl[6];      /* per level 2..levels: host table present, indexed by gframe >> (9 (L-k+1)) */
 } Host;
 
 /* The host's per-guest-frame maps, for host_map_bytes. */
-enum { HOST_SHIFT, HOST_HFRAME, HOST_EVER, HOST_OCC2M, HOST_OCC1G, HOST_TBL };
+enum { HOST_SHIFT, HOST_HFRAME, HOST_EVER, HOST_OCC2M, HOST_OCC1G, HOST_RSHIFT, HOST_TBL };
 
 /* Bytes of host map `which` (HOST_TBL + k: the level-k table map) for a guest of gf frames: what
  * Engine init allocates (sparse_alloc) and dealloc frees. */
@@ -191,6 +193,7 @@ static size_t host_map_bytes(const Host *h, int64_t gf, int which) {
     case HOST_HFRAME: return ((size_t)gf + 1) * sizeof(uint32_t);
     case HOST_OCC2M: return ((size_t)(gf >> 9) + 2) * sizeof(int32_t);
     case HOST_OCC1G: return ((size_t)(gf >> 18) + 2) * sizeof(int32_t);
+    case HOST_RSHIFT: return (size_t)(gf >> 9) + 2;
     default: return (size_t)(gf >> (9 * (h->levels - (which - HOST_TBL) + 1))) + 2;
     }
 }
