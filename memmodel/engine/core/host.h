@@ -20,13 +20,10 @@ static inline __attribute__((always_inline)) int host_shift(const Host *h, int64
     return h->shift[f];
 }
 
-/* Set rshift for the regions of the host page [first, first + span) frames, of shift s (after a fault,
- * a split or a release; s = 0: freed): s when it holds whole regions (s >= 21), else 0. */
+/* Set rshift for the regions of frames [first, first + span) (whole regions: a huge host page just
+ * faulted, freed or split) to s when the pages now backing them hold whole regions (s >= 21), else 0
+ * (4 KiB pages after a split, s = 0 after a release). */
 static inline void host_region_shift(Host *h, int64_t first, int64_t span, int s) {
-    if (span < 512) {
-        h->rshift[first >> 9] = 0;
-        return;
-    }
     for (int64_t r = first >> 9; r < (first + span) >> 9; r++) h->rshift[r] = (uint8_t)(s >= 21 ? s : 0);
 }
 
