@@ -175,7 +175,7 @@ class Replay:
     @property
     def preset_walk(self) -> bool:
         """Whether this replay's walks use the code specialised for the CPU presets' PSC and nested-TLB
-        shapes (docs/model.md Part 3, item 8): 4-level tables, and the presets' shapes on every side walked."""
+        shapes (docs/model.md Part 3, item 10): 4-level tables, and the presets' shapes on every side walked."""
         return bool(self._core.preset_walk())
 
     def _oom_as_error(self) -> _OomGuard:

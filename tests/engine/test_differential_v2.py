@@ -250,7 +250,7 @@ def test_a_reporting_pass_changes_no_cached_page(guest_page: str, host_page: str
 
 
 # The shapes of the walk's caches in every CPU preset (4-level tables): the engine walks them with code
-# specialised for these shapes (Replay.preset_walk, docs/model.md Part 3 item 8).
+# specialised for these shapes (Replay.preset_walk, docs/model.md Part 3 item 10).
 PRESET_PSCS = [{"level": 3, "entries": 32, "ways": 8}, {"level": 2, "entries": 8, "ways": 4},
                {"level": 1, "entries": 4, "ways": 4}]
 PRESET_NTLB = {"entries": 32, "ways": 8}

@@ -102,20 +102,24 @@ static int host_touch(Engine *e, int64_t first, int64_t n) {
     return ST_OK;
 }
 
+/* PSC level j of array psc[j] (present) for `page` with `levels`-level tables: lookup, and fill on a
+ * miss (lru_access_row); 1 on a hit. W, S: the level's ways and sets when known at compile time (the
+ * presets' shapes), else 0. */
+static inline __attribute__((always_inline)) int psc_level(Engine *e, const int *psc, int j, int levels,
+                                                          uint64_t page, const int W, const int S) {
+    const Lru *arr = &e->arrays[psc[j]];
+    uint64_t key = page >> (9 * (levels - j));
+    return lru_access_w(lru_set_ws(e->tags, arr, key, W, S), arr, (int64_t)key, W);
+}
+
 /* The deepest PSC level j < leaf whose array holds the prefix of `page` (then most recent), or 0; every
  * level looked up and missed (those below the hit) is filled with its prefix on the way. Filling at once
  * is filling after the walk: the PSC arrays are distinct per level and from the nested TLB, so nothing
  * the walk does in between reads them. */
 static inline __attribute__((always_inline)) int psc_walk(Engine *e, const int *psc, int leaf, int levels,
                                                          uint64_t page) {
-    for (int j = leaf - 1; j >= 1; j--) {
-        int a = psc[j];
-        if (a >= 0) {
-            uint64_t key = page >> (9 * (levels - j));
-            const Lru *arr = &e->arrays[a];
-            if (lru_access_any(lru_set_w(e->tags, arr, key, 0), arr, (int64_t)key)) return j;
-        }
-    }
+    for (int j = leaf - 1; j >= 1; j--)
+        if (psc[j] >= 0 && psc_level(e, psc, j, levels, page, 0, 0)) return j;
     return 0;
 }
 
@@ -152,21 +156,13 @@ static int psc_preset_of(const Engine *e) {
     return 1;
 }
 
-/* One PSC level of the presets' shape: lookup, fill on a miss (lru_access_row); 1 on a hit. */
-static inline __attribute__((always_inline)) int psc_level_preset(Engine *e, const int *psc, int j, uint64_t page) {
-    const Lru *arr = &e->arrays[psc[j]];
-    uint64_t key = page >> (9 * (4 - j));
-    int64_t *row = e->tags + arr->off + (int64_t)(key & (PRESET_PSC_SETS(j) - 1)) * lru_row_words(PRESET_PSC_WAYS(j));
-    return lru_access_row(row, arr, (int64_t)key, PRESET_PSC_WAYS(j));
-}
-
 /* psc_walk for 4-level tables and the presets' PSC shapes (psc_preset_of), the levels unrolled (with
  * the nested TLB's branch in host_translate, pairs of runs, nested baseline-4k: sparse 1.10x, pchase
  * 1.13x faster; callgrind sparse 352 -> 305 M instructions). */
 static inline __attribute__((always_inline)) int psc_walk_preset(Engine *e, const int *psc, int leaf, uint64_t page) {
-    if (leaf > 3 && psc_level_preset(e, psc, 3, page)) return 3;
-    if (leaf > 2 && psc_level_preset(e, psc, 2, page)) return 2;
-    if (leaf > 1 && psc_level_preset(e, psc, 1, page)) return 1;
+    if (leaf > 3 && psc_level(e, psc, 3, 4, page, PRESET_PSC_WAYS(3), PRESET_PSC_SETS(3))) return 3;
+    if (leaf > 2 && psc_level(e, psc, 2, 4, page, PRESET_PSC_WAYS(2), PRESET_PSC_SETS(2))) return 2;
+    if (leaf > 1 && psc_level(e, psc, 1, 4, page, PRESET_PSC_WAYS(1), PRESET_PSC_SETS(1))) return 1;
     return 0;
 }
 
@@ -180,16 +176,10 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
     int H = h->levels - code;
     int64_t tag = (int64_t)((pfn << 2) | (uint64_t)code);
     /* a miss fills the nested TLB at once (the host PSCs are other arrays: see psc_walk) */
-    if (PRESET) {
+    if (PRESET || e->ntlb >= 0) {
+        const int W = PRESET ? PRESET_NTLB_WAYS : 0, S = PRESET ? PRESET_NTLB_SETS : 0;
         const Lru *n = &e->arrays[e->ntlb];
-        int64_t *row = e->tags + n->off + (int64_t)(pfn & (PRESET_NTLB_SETS - 1)) * lru_row_words(PRESET_NTLB_WAYS);
-        if (lru_access_row(row, n, tag, PRESET_NTLB_WAYS)) {
-            e->C[C_NTLB_HITS]++;
-            return 0;
-        }
-    } else if (e->ntlb >= 0) {
-        const Lru *n = &e->arrays[e->ntlb];
-        if (lru_access_any(lru_set_w(e->tags, n, pfn, 0), n, tag)) {
+        if (lru_access_w(lru_set_ws(e->tags, n, pfn, W, S), n, tag, W)) {
             e->C[C_NTLB_HITS]++;
             return 0;
         }
