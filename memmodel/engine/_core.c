@@ -19,7 +19,7 @@
  *           of the entry's size (a table may exist under an entry that holds a huge page: tables are
  *           never freed). Nodes lie back to back in one arena, named by int32 handles. `nmap` counts
  *           the leaf mappings below a node, so "the aligned region around v holds no mapping" is one
- *           descent.
+ *           descent; `occ` marks the groups of 8 entries holding a mapping (a release visits those only).
  *   Host    per guest-physical 4 KiB frame: the host page shift backing it (0 = unbacked), the host
  *           frame, an ever-backed flag; per 2 MiB / 1 GiB guest-physical region: backed frame counts;
  *           per host table level: a presence array (host tables are identified by gpa, bounded by
@@ -68,6 +68,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef unsigned __int128 u128;
 
@@ -283,6 +286,13 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
     e->l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
     e->psc_preset = psc_preset_of(e);
+    if (e->psc_preset) {
+        for (int j = 1; j <= 3; j++) {
+            e->preset_rows[0][j] = e->tags + e->arrays[e->gpsc[j]].off;
+            if (e->p.virt) e->preset_rows[1][j] = e->tags + e->arrays[e->hpsc[j]].off;
+        }
+        if (e->p.virt) e->preset_rows[1][0] = e->tags + e->arrays[e->ntlb].off;
+    }
     return 0;
 #undef P
 }

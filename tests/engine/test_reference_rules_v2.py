@@ -229,6 +229,29 @@ def test_passthrough_frees_every_backed_frame_of_sparsely_backed_regions(run: Ru
     assert c["host_resident_bytes"] == 2 * K4  # the tables' frames stay backed
 
 
+def test_release_frees_every_mapping_at_the_group_edges_of_a_leaf_table(run: Run) -> None:
+    # 4K guest pages, one leaf table for [0, 2M): mappings on both sides of 8-entry group edges (the
+    # engine visits a leaf table's mappings by the groups of 8 entries that hold one), releases that
+    # start and end inside groups, one ending at entry 511 of the table; then two freed pages fault
+    # again and a last release must find them.
+    config = cfg({"guest": {"page_size": "4K", "memory": "1G", "zeroing": False},
+                  "host": {"page_size": "4K", "memory": "1G"}})
+    entries = [0, 1, 7, 8, 9, 15, 16, 63, 64, 255, 256, 503, 504, 505, 510, 511]
+    touches: Records = [("S", i * K4, 8) for i in entries]
+    middle = ("U", 9 * K4, (505 - 9) * K4)  # entries 9..504
+    c = run([*touches, middle], config)
+    assert c["guest_freed_bytes"] == 9 * K4  # 9, 15, 16, 63, 64, 255, 256, 503, 504
+    tail = ("U", 505 * K4, 6 * K4)  # entries 505..510
+    c = run([*touches, middle, tail], config)
+    assert c["guest_freed_bytes"] == 11 * K4  # and 505, 510
+    c = run([*touches, middle, tail, ("U", 0, M2)], config)
+    assert c["guest_freed_bytes"] == 16 * K4 and c["guest_resident_bytes"] == 0  # and 0, 1, 7, 8, 511
+    again: Records = [("S", 8 * K4, 8), ("S", 504 * K4, 8), ("U", 0, M2)]
+    c = run([*touches, middle, tail, ("U", 0, M2), *again], config)
+    assert c["guest_faults"] == 16 + 2
+    assert c["guest_freed_bytes"] == 18 * K4 and c["guest_resident_bytes"] == 0
+
+
 def test_freed_host_halves_merge_with_each_other_and_with_their_free_buddy(run: Run) -> None:
     # Host allocator (1 GiB = 2^18 frames, lowest placement):
     #   host root 0; the host page for guest-physical [0, 2M): tables 1, 2 and data 512..1023;

@@ -92,7 +92,7 @@ static int guest_fault(Engine *e, uint64_t v, int refault, int64_t *path, int *g
     }
     int64_t data = buddy_alloc(&g->buddy, s - 12);
     if (data < 0) return ST_OOM_GUEST;
-    node_at(g, path[leaf])->map[(v >> s) & 511] = (uint32_t)(data + 1);
+    node_set_map(node_at(g, path[leaf]), (int)((v >> s) & 511), (uint32_t)(data + 1));
     for (int k = 2; k <= leaf; k++) node_at(g, path[k])->nmap++;
     e->C[C_GUEST_FAULTS]++;
     e->C[C_GUEST_PAGES_4K + (s - 12) / 9]++;
