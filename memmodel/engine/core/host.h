@@ -106,13 +106,12 @@ static int host_touch(Engine *e, int64_t first, int64_t n) {
 }
 
 /* PSC level j of array psc[j] (present) for `page` with `levels`-level tables: lookup, and fill on a
- * miss (lru_access_row); 1 on a hit. W, S: the level's ways and sets when known at compile time (the
- * presets' shapes), else 0. */
+ * miss (lru_access_row); 1 on a hit. */
 static inline __attribute__((always_inline)) int psc_level(Engine *e, const int *psc, int j, int levels,
-                                                          uint64_t page, const int W, const int S) {
+                                                          uint64_t page) {
     const Lru *arr = &e->arrays[psc[j]];
     uint64_t key = page >> (9 * (levels - j));
-    return lru_access_w(lru_set_ws(e->tags, arr, key, W, S), arr, (int64_t)key, W);
+    return lru_access_any(lru_set_w(e->tags, arr, key, 0), arr, (int64_t)key);
 }
 
 /* The deepest PSC level j < leaf whose array holds the prefix of `page` (then most recent), or 0; every
@@ -122,7 +121,7 @@ static inline __attribute__((always_inline)) int psc_level(Engine *e, const int 
 static inline __attribute__((always_inline)) int psc_walk(Engine *e, const int *psc, int leaf, int levels,
                                                          uint64_t page) {
     for (int j = leaf - 1; j >= 1; j--)
-        if (psc[j] >= 0 && psc_level(e, psc, j, levels, page, 0, 0)) return j;
+        if (psc[j] >= 0 && psc_level(e, psc, j, levels, page)) return j;
     return 0;
 }
 
@@ -159,17 +158,18 @@ static int psc_preset_of(const Engine *e) {
     return 1;
 }
 
-/* psc_walk for 4-level tables and the presets' PSC shapes (psc_preset_of), the levels unrolled (with
- * the nested TLB's branch in host_translate, pairs of runs, nested baseline-4k: sparse 1.10x, pchase
- * 1.13x faster; callgrind sparse 352 -> 305 M instructions). */
-/* PSC level j of side `side` (0 guest, 1 host) in the presets' shape: psc_level from preset_rows. */
+/* psc_level for level j of side `side` (0 guest, 1 host) in the presets' shape: the row found from
+ * preset_rows with constant ways and sets (the array's shape is not read). */
 static inline __attribute__((always_inline)) int psc_level_preset(Engine *e, int side, int j, uint64_t page) {
     const int W = PRESET_PSC_WAYS(j), S = PRESET_PSC_SETS(j);
     uint64_t key = page >> (9 * (4 - j));
     int64_t *row = e->preset_rows[side][j] + (int64_t)(key & (uint64_t)(S - 1)) * lru_row_words(W);
-    return lru_access_row(row, NULL, (int64_t)key, W);  /* W constant: the array's shape is not read */
+    return lru_access_row(row, NULL, (int64_t)key, W);
 }
 
+/* psc_walk for 4-level tables and the presets' PSC shapes (psc_preset_of), the levels unrolled (with
+ * the nested TLB's branch in host_translate, pairs of runs, nested baseline-4k: sparse 1.10x, pchase
+ * 1.13x faster; callgrind sparse 352 -> 305 M instructions). */
 static inline __attribute__((always_inline)) int psc_walk_preset(Engine *e, int side, int leaf, uint64_t page) {
     if (leaf > 3 && psc_level_preset(e, side, 3, page)) return 3;
     if (leaf > 2 && psc_level_preset(e, side, 2, page)) return 2;
@@ -199,7 +199,7 @@ static inline __attribute__((always_inline)) int host_translate(Engine *e, int64
         }
     } else if (e->ntlb >= 0) {
         const Lru *n = &e->arrays[e->ntlb];
-        if (lru_access_w(lru_set_ws(e->tags, n, pfn, 0, 0), n, tag, 0)) {
+        if (lru_access_any(lru_set_w(e->tags, n, pfn, 0), n, tag)) {
             e->C[C_NTLB_HITS]++;
             return 0;
         }

@@ -237,14 +237,6 @@ static inline __attribute__((always_inline)) int64_t *lru_set_w(int64_t *tags, c
     return tags + a->off + (int64_t)s * (W ? lru_row_words(W) : a->stride);
 }
 
-/* lru_set_w with the sets too when they are known at compile time (S > 0, a power of two: the presets'
- * PSC and nested-TLB shapes), so that neither the mask nor the offset's stride is read from a. */
-static inline __attribute__((always_inline)) int64_t *lru_set_ws(int64_t *tags, const Lru *a, uint64_t index,
-                                                                  const int W, const int S) {
-    if (W && S) return tags + a->off + (int64_t)(index & (uint64_t)(S - 1)) * lru_row_words(W);
-    return lru_set_w(tags, a, index, W);
-}
-
 /* Look `tag` up in `row` (a set of array a); a hit becomes most recent. W: the array's ways when known
  * at compile time (then every layout test below folds away), else 0. */
 static inline __attribute__((always_inline)) int lru_lookup_row(int64_t *row, const Lru *a, int64_t tag,
@@ -382,11 +374,6 @@ static inline __attribute__((always_inline)) int lru_access_any(int64_t *row, co
     case 16: return lru_access_row(row, a, tag, 16);
     default: return lru_access_row(row, a, tag, 0);
     }
-}
-
-/* lru_access_row with W ways when known at compile time (W > 0), else dispatched on a's ways. */
-static inline __attribute__((always_inline)) int lru_access_w(int64_t *row, const Lru *a, int64_t tag, const int W) {
-    return W ? lru_access_row(row, a, tag, W) : lru_access_any(row, a, tag);
 }
 
 static inline __attribute__((always_inline)) int lru_lookup(int64_t *tags, const Lru *a, uint64_t index, int64_t tag) {
