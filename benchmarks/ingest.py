@@ -87,6 +87,8 @@ def main() -> int:
     ap.add_argument("--make", type=Path, help="record a pchase trace to this path first (reused if it exists)")
     ap.add_argument("--steps", type=int, default=6_000_000)
     a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {a.repeat}")
     if a.make:
         if not a.make.exists():
             make_trace(a.make, a.steps)

@@ -102,6 +102,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--big", default="/tmp/pchase-big.parquet", help="the big random trace ('none': skip)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}")
     from memmodel.trace import ingest
 
     traces = list(args.traces) or [REPO / "traces" / "pchase.lackey.xz"]

@@ -69,6 +69,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", type=Path, default=None, help="write the trace here (and keep it)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}")
     if args.pages < 1 or args.records < 1 or args.every < 2:
         ap.error("--pages and --records must be >= 1 and --every >= 2")
 

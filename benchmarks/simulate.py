@@ -294,6 +294,8 @@ def main() -> int:
     ap.add_argument("--big", default="/tmp/pchase-big.parquet", help="the big random trace ('none': skip)")
     ap.add_argument("--callgrind", action="store_true", help="also count instructions under valgrind callgrind")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}")
     todo = [(t, t.name) for t in (args.traces or sorted((REPO / "traces").glob("*.lackey.xz")))]
     if not args.traces and args.big != "none":
         big = big_trace(Path(args.big))

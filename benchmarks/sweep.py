@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=16, help="points per sweep (a multiple of 4)")
     ap.add_argument("--repeat", type=int, default=3, help="timed sweeps per worker count (best is reported)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}")
     tmp = Path(tempfile.mkdtemp(prefix="memmodel-bench-"))
     try:
         t0 = time.perf_counter()
