@@ -69,7 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <emmintrin.h> /* core/lru.h and core/state.h compare 8 entries at once */
 #endif
 
 typedef unsigned __int128 u128;

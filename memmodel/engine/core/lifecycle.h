@@ -190,7 +190,7 @@ static inline void changed_pages(ReleaseCtx *cx, u128 a, u128 b) {
  * splits (docs/model.md section 7): under pass-through its guest-physical image of the intersection is
  * discarded, else it is unmapped and its frames freed (*freed + 1). */
 static inline __attribute__((always_inline)) int visit_mapping(Engine *e, Node *node, int i, int es, u128 b,
-                                                              ReleaseCtx *cx, int64_t *freed, const int OCC) {
+                                                              ReleaseCtx *cx, int64_t *freed) {
     u128 end = b + ((u128)1 << es);
     int64_t data = node->map[i] - 1;
     if (cx->passthrough) {
@@ -217,8 +217,7 @@ static inline __attribute__((always_inline)) int visit_mapping(Engine *e, Node *
         return ST_OK;
     }
     /* entirely inside [p, q) after the splits: unmap and free its frames */
-    if (OCC) node_set_map(node, i, 0);
-    else node->map[i] = 0;  /* the caller keeps occ */
+    node_set_map(node, i, 0);
     changed_pages(cx, b, end);
     (*freed)++;
     buddy_free(&e->g.buddy, data, es - 12);
@@ -268,7 +267,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
                 while (m) {
                     int i = (j << 3) + __builtin_ctz(m);
                     m &= m - 1;
-                    st = visit_mapping(e, node, i, es, (u128)node_base + (u128)i * span, cx, &freed, 0);
+                    st = visit_mapping(e, node, i, es, (u128)node_base + (u128)i * span, cx, &freed);
                     if (st) goto done;
                 }
                 continue;
@@ -302,7 +301,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
     }
     for (int i = first; i < top; i++) {
         if (node->map[i]) {
-            st = visit_mapping(e, node, i, es, (u128)node_base + (u128)i * span, cx, &freed, 1);
+            st = visit_mapping(e, node, i, es, (u128)node_base + (u128)i * span, cx, &freed);
             if (st || node->nmap == freed) break;  /* nothing left in this table */
         } else if (node->child[i] >= 0 && node_at(g, node->child[i])->nmap > 0) {
             int64_t below = 0;

@@ -99,7 +99,6 @@ FIND_IN_ROW(2)
 FIND_IN_ROW(4)
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
 /* Way of `tag` among the 8 tags t[0..7], or -1: all 8 compared at once (SSE2, in every x86-64), no
  * fingerprint. Halves of each 64-bit tag compared as 32-bit lanes, packed to one byte each: bits 2w and
  * 2w + 1 of the mask are the halves of way w (tags are unique in a set). */
@@ -318,11 +317,9 @@ static inline __attribute__((always_inline)) int lru_access_row(int64_t *row, co
     int64_t ways = sh.ways;
     uint64_t ord = (uint64_t)row[0];
     int64_t *t = row + (sh.fp ? 3 : 1);
-    /* 8 ways (the presets' PSC level 3 and nested TLB): the tags compared at once, and no fingerprints
-     * kept. Only this function reads or writes an array it serves (PSCs and nested TLBs: no TLB lookup,
-     * fill or invalidation ever touches them, lru_empty rewrites the words), and for 8 ways it reads no
-     * fingerprint (callgrind sparse baseline-4k: 304.2 -> 285.0 M, pchase 287.5 -> 276.0 M; pairs sparse
-     * 1.03-1.06x, pchase 0.97-1.00x, big chase 1.00x) */
+    /* 8 ways (the presets' PSC level 3 and nested TLB): the tags compared at once, no fingerprints (why
+     * that is safe: the layout comment above; callgrind sparse baseline-4k: 304.2 -> 285.0 M, pchase
+     * 287.5 -> 276.0 M; pairs sparse 1.03-1.06x, pchase 0.97-1.00x, big chase 1.00x) */
     const int simd8 = LRU_FIND_8_SIMD && W == 8;
     uint64_t fp = sh.fp && !simd8 ? lru_fingerprint(tag) : 0;
     int w;
