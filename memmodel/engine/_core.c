@@ -21,7 +21,8 @@
  *           the leaf mappings below a node, so "the aligned region around v holds no mapping" is one
  *           descent; `occ` marks the groups of 8 entries holding a mapping (a release visits those only).
  *   Host    per guest-physical 4 KiB frame: the host page shift backing it (0 = unbacked), the host
- *           frame, an ever-backed flag; per 2 MiB / 1 GiB guest-physical region: backed frame counts;
+ *           frame (of a page's first frame), an ever-backed flag (4 KiB host pages; per 2 MiB region for
+ *           larger ones); per 2 MiB / 1 GiB guest-physical region: backed frame counts;
  *           per host table level: a presence array (host tables are identified by gpa, bounded by
  *           guest memory).
  *   Slots   a hash table from 4 KiB virtual page to a slot caching what its translations need
@@ -113,6 +114,7 @@ static void Engine_dealloc(Engine *e) {
     sparse_free(h->shift, host_map_bytes(h, gf, HOST_SHIFT));
     sparse_free(h->hframe, host_map_bytes(h, gf, HOST_HFRAME));
     sparse_free(h->ever, host_map_bytes(h, gf, HOST_EVER));
+    sparse_free(h->ever2m, host_map_bytes(h, gf, HOST_EVER2M));
     sparse_free(h->occ2m, host_map_bytes(h, gf, HOST_OCC2M));
     sparse_free(h->occ1g, host_map_bytes(h, gf, HOST_OCC1G));
     sparse_free(h->rshift, host_map_bytes(h, gf, HOST_RSHIFT));
@@ -248,10 +250,11 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
             h->shift = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_SHIFT));
             h->hframe = (uint32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_HFRAME));
             h->ever = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_EVER));
+            h->ever2m = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_EVER2M));
             h->occ2m = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC2M));
             h->occ1g = (int32_t *)sparse_alloc(host_map_bytes(h, gf, HOST_OCC1G));
             h->rshift = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_RSHIFT));
-            if (!h->shift || !h->hframe || !h->ever || !h->occ2m || !h->occ1g || !h->rshift) st = ST_NOMEM;
+            if (!h->shift || !h->hframe || !h->ever || !h->ever2m || !h->occ2m || !h->occ1g || !h->rshift) st = ST_NOMEM;
             for (int k = 2; k <= h->levels && st == ST_OK; k++) {
                 h->tbl[k] = (uint8_t *)sparse_alloc(host_map_bytes(h, gf, HOST_TBL + k));
                 if (!h->tbl[k]) st = ST_NOMEM;

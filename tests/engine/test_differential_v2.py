@@ -308,3 +308,32 @@ def _with(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def test_only_the_presets_cache_shapes_take_the_specialised_walk(name: str, raw: dict[str, Any],
                                                                  expected: bool) -> None:
     assert Replay(cfg(raw)).preset_walk is expected, name
+
+
+@pytest.mark.parametrize(("host_page", "fragmentation"), [("1G", 0.0), ("2M", 0.3)])
+def test_host_splits_and_discards_return_the_frames_the_host_pages_hold(host_page: str,
+                                                                        fragmentation: float) -> None:
+    # The engine stores a huge host page's host frame at its first guest frame only; a split writes the
+    # host frames of the new pages' first frames, and a discard frees what the page's first frame holds.
+    # Random host placement on a fragmented host makes every host frame count: after each record the
+    # host's free lists and the re-fault extras equal the reference's (splits of 1 GiB -> 2 MiB -> 4 KiB
+    # pages, discards of split pages, re-faults of 4 KiB frames of a region a huge page once backed).
+    from reference_model import Reference
+
+    k4, m2, g1 = 1 << 12, 1 << 21, 1 << 30
+    config = cfg({"guest": {"page_size": "1G", "memory": "4G", "zeroing": False, "unmap": "passthrough"},
+                  "host": {"page_size": host_page, "memory": "8G", "fragmentation": fragmentation,
+                           "placement": "random", "seed": 7}})
+    records = [("S", g1, 8), ("S", g1 + 5 * m2, 8), ("U", g1 + 3 * m2 + 7 * k4, k4),
+               ("U", g1 + 5 * m2 + k4, 3 * k4), ("L", g1 + 3 * m2 + 7 * k4, 8), ("L", g1 + 5 * m2 + 2 * k4, 8),
+               ("U", g1, g1)]
+    ref = Reference(config)
+    engine = Replay(config)
+    for record in records:
+        ref.record(*record)
+        a = arrays([record])
+        engine.feed(a["kind"], a["gva"], a["size"])
+        got = engine.result()
+        assert got.host_nr_free.tolist() == ref.host.alloc.nr_free(), record
+        assert got.extras == dict(ref.extras), record
+    assert got.counters["host_splits"] >= 1 and got.extras["host_zeroed_refault_bytes"] > 0

@@ -81,8 +81,12 @@ static int host_split(Engine *e, int64_t f) {
         h->tbl[k][t] = 1;
         e->C[C_HOST_PT_PAGES]++;
     }
-    int64_t span = (int64_t)1 << (s - 12);
+    int64_t span = (int64_t)1 << (s - 12), nspan = span >> 9;
     for (int64_t i = 0; i < span; i++) h->shift[first + i] = (uint8_t)ns;
+    /* the 512 new pages map the old page's host frames in order: each first frame gets its host frame
+     * (host_fault stores a page's host frame at its first frame only) */
+    uint32_t hf = h->hframe[first];
+    for (int64_t i = 0; i < 512; i++) h->hframe[first + i * nspan] = hf + (uint32_t)(i * nspan);
     host_region_shift(h, first, span, ns);
     e->C[C_HOST_SPLITS]++;
     return ST_OK;

@@ -176,8 +176,11 @@ typedef struct {
     int zeroing;
     Buddy buddy;
     uint8_t *shift;       /* per guest frame: host page shift backing it, 0 = unbacked */
-    uint32_t *hframe;     /* per guest frame: host frame backing it */
-    uint8_t *ever;        /* per guest frame: was ever host-backed (re-fault zeroing, an extra) */
+    uint32_t *hframe;     /* per guest frame that starts a host page: the host frame backing it (other
+                           * frames of a huge page hold nothing: host_fault) */
+    uint8_t *ever;        /* per guest frame: was ever backed by a 4 KiB host page (re-fault zeroing, an
+                           * extra; with ever2m: was ever host-backed) */
+    uint8_t *ever2m;      /* per 2 MiB guest-physical region: a host page of 2 MiB or more ever backed it */
     int32_t *occ2m;       /* per 2 MiB guest-physical region: backed frames */
     int32_t *occ1g;       /* per 1 GiB guest-physical region: backed frames */
     uint8_t *rshift;      /* per 2 MiB guest-physical region: the shift of the host page holding all of it
@@ -186,7 +189,7 @@ typedef struct {
 } Host;
 
 /* The host's per-guest-frame maps, for host_map_bytes. */
-enum { HOST_SHIFT, HOST_HFRAME, HOST_EVER, HOST_OCC2M, HOST_OCC1G, HOST_RSHIFT, HOST_TBL };
+enum { HOST_SHIFT, HOST_HFRAME, HOST_EVER, HOST_EVER2M, HOST_OCC2M, HOST_OCC1G, HOST_RSHIFT, HOST_TBL };
 
 /* Bytes of host map `which` (HOST_TBL + k: the level-k table map) for a guest of gf frames: what
  * Engine init allocates (sparse_alloc) and dealloc frees. */
@@ -196,7 +199,7 @@ static size_t host_map_bytes(const Host *h, int64_t gf, int which) {
     case HOST_HFRAME: return ((size_t)gf + 1) * sizeof(uint32_t);
     case HOST_OCC2M: return ((size_t)(gf >> 9) + 2) * sizeof(int32_t);
     case HOST_OCC1G: return ((size_t)(gf >> 18) + 2) * sizeof(int32_t);
-    case HOST_RSHIFT: return (size_t)(gf >> 9) + 2;
+    case HOST_RSHIFT: case HOST_EVER2M: return (size_t)(gf >> 9) + 2;
     default: return (size_t)(gf >> (9 * (h->levels - (which - HOST_TBL) + 1))) + 2;
     }
 }
