@@ -69,6 +69,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h> /* clock_gettime: feed_chunked sizes its chunks by time */
 #if defined(__SSE2__)
 #include <emmintrin.h> /* core/lru.h and core/state.h compare 8 entries at once */
 #endif
@@ -353,10 +354,12 @@ typedef struct {
 #define META_ESCAPE 8u
 
 /* Where a record loop stopped on bad input: the record's index and its kind code (-1: an escape past
- * the end of the escape arrays). */
+ * the end of the escape arrays); and, written when any loop ends, how many escapes it consumed (packed
+ * form: the next chunk of a batch starts its escape arrays there, see feed_chunked). */
 typedef struct {
     Py_ssize_t at;
     int kind;
+    Py_ssize_t esc_used;
 } BadRecord;
 
 /* The record loop (docs/model.md sections 1 and 8: every record ticks the clock; L/S/M translate, a
@@ -366,7 +369,8 @@ typedef struct {
  * instructions, 1.04-1.06x faster in pairs of runs), 1 to read it from the Engine; FLAT_MODE: 0 or 1
  * when the loop is compiled for replays without or with the flat store, 2 to read it from the Engine
  * (the flag read per missed record cost memctl-2m on pchase 1.5 % more instructions, 0.96x in pairs).
- * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there). */
+ * Returns a status; bad->at = index of a record of unknown kind (then the loop stops there); bad->esc_used
+ * = the escapes consumed (one store when the loop ends, not per record). */
 static inline __attribute__((always_inline)) int records_loop(Engine *e, Records r, BadRecord *bad,
                                                               const int W1, const int S1, const int W2,
                                                               const int S2, const int OUT, const int PACKED,
@@ -443,6 +447,7 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     e->C[C_L1_HITS] += hot.l1_hits;
     e->to_snapshot = hot.to_snapshot;
     e->C[C_INSTRUCTIONS] += instructions;
+    bad->esc_used = esc;
     return st;
 }
 
@@ -513,6 +518,106 @@ static int feed_records(Engine *e, Records r, BadRecord *bad) {
     return e->p.flat ? records_loop_0_0_0_0_flat(e, r, bad) : records_loop_0_0_0_0(e, r, bad);
 }
 
+/* Ctrl-C during a long batch (api.py feeds a whole store's cached packed form as one). A batch is replayed
+ * in chunks, each without the GIL; between two chunks the GIL is taken back and pending signal handlers
+ * run, so KeyboardInterrupt stops the batch after the chunk it arrives in, instead of at the batch's end.
+ * Results do not depend on where chunks end: a batch's records may be fed in any number of calls (the
+ * tests feed the same records in many batches, and in chunks of 1, 7 and 1000 records: _set_feed_chunk).
+ *
+ * A chunk is sized by time, not by a record count: a packed record costs from ~3 ns (TLB hits) to
+ * milliseconds (free page reporting every 3 records at order 0 over a 99 % fragmented guest with 4 KiB
+ * pages: a pass walks the free lists), in bursts (the passes after an unmap). 2^20 records are ~3 ms of one
+ * config and minutes of another: the 0.5 M packed records of sparse take 257 s under that one. So a chunk
+ * takes as many records as fit in FEED_SLICE_NS at the slowest cost per record seen in this call, which is
+ * forgotten by 1 % per chunk (so after a burst chunks grow back within a few hundred chunks, ~0.1 ms of
+ * boundaries); at most 16x the last chunk and FEED_CHUNK_MAX; the first chunk, of a cost not known yet, is
+ * small (FEED_CHUNK_FIRST). Measured with SIGALRM during memmodel.analysis.run of sparse and lifecycle
+ * under that config (257 s and 29 s, each one chunk before: Ctrl-C waited 129 s and 14 s on average),
+ * KeyboardInterrupt comes 1-16 ms after the signal, except in a chunk that runs into a burst (lifecycle,
+ * ~0.3 s in: records from ~30 us to ~2 ms each; its chunk of 639 records took 1.3 s). Over the per-record
+ * costs of both, sizing by the last chunk's cost alone would wait 0.4 s and 1.2 s on average; a first
+ * chunk of 2^10 records alone took 3 s of lifecycle. Chunks much shorter than 20 ms would cost a replay
+ * run beside a busy Python thread: that thread holds the GIL when a chunk ends, and taking it back can
+ * wait a switch interval (5 ms).
+ *
+ * A chunk boundary costs a GIL release and re-acquire, two clock reads, a signal check and a restart of
+ * the record loop (its Hot locals written back and reloaded, a missed prefetch): ~0.1 us, measured with
+ * 1-record chunks. A fast replay ramps up in two boundaries (2^8, 2^12, then 2^16 records) and then runs
+ * chunks of FEED_CHUNK_MAX records, >= 0.2 ms each: < 0.05 %, not measurable (benchmarks/ab_core.py, pairs
+ * of runs). */
+#define FEED_SLICE_NS 20e6                     /* 20 ms: a Ctrl-C answered well within human reaction time */
+#define FEED_CHUNK_FIRST ((Py_ssize_t)1 << 8)
+#define FEED_CHUNK_MAX ((Py_ssize_t)1 << 16)
+/* 0: chunks sized by time (above); n >= 1: every chunk n records (the test hook _set_feed_chunk) */
+static Py_ssize_t feed_chunk_fixed = 0;
+
+/* feed_chunked's status when a signal handler raised (the Python exception is set). */
+#define FEED_INTERRUPTED (-1)
+
+static int64_t monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Replay the batch r in chunks, each without the GIL, running pending signal handlers in between (called
+ * with the GIL held). Returns a status of the model (ST_*; bad->at set as by the loop, as an index in the
+ * whole batch) or FEED_INTERRUPTED; the Engine then holds the records before the stop. */
+static int feed_chunked(Engine *e, Records r, BadRecord *bad) {
+    const Py_ssize_t n = r.n;
+    Py_ssize_t done = 0, chunk = feed_chunk_fixed ? feed_chunk_fixed : FEED_CHUNK_FIRST;
+    double cost = 0.0;  /* ns per record: the slowest seen in this call, forgotten by 1 % per chunk */
+    int st;
+    for (;;) {
+        Records c = r;
+        c.n = n - done < chunk ? n - done : chunk;
+        int64_t t0, t1;
+        Py_BEGIN_ALLOW_THREADS
+        t0 = monotonic_ns();
+        st = feed_records(e, c, bad);
+        t1 = monotonic_ns();
+        Py_END_ALLOW_THREADS
+        if (bad->at >= 0) bad->at += done;
+        done += c.n;
+        if (st != ST_OK || bad->at >= 0 || done >= n) return st;
+        /* the next chunk: its records, and the escapes this chunk did not consume */
+        r.gva += c.n;
+        if (r.meta) {
+            r.meta += c.n;
+            r.esc_size += bad->esc_used;
+            r.esc_icount += bad->esc_used;
+            r.n_esc -= bad->esc_used;
+        } else {
+            r.kind += c.n;
+            r.size += c.n;
+            if (r.icount) r.icount += c.n;
+        }
+        if (!feed_chunk_fixed) {  /* here c.n = chunk >= 1 */
+            double per = (double)(t1 - t0) / (double)c.n;
+            cost = per > 0.99 * cost ? per : 0.99 * cost;
+            Py_ssize_t most = c.n < FEED_CHUNK_MAX / 16 ? 16 * c.n : FEED_CHUNK_MAX;
+            double want = cost > 0.0 ? FEED_SLICE_NS / cost : (double)most;
+            chunk = want >= (double)most ? most : want < 1.0 ? 1 : (Py_ssize_t)want;
+        }
+        if (PyErr_CheckSignals() < 0) return FEED_INTERRUPTED;
+    }
+}
+
+/* _set_feed_chunk(n) -> the previous setting: a test hook (tests/engine). n >= 1: feed and feed_packed
+ * replay batches in chunks of n records; 0: chunks sized by time again (the default). */
+static PyObject *core_set_feed_chunk(PyObject *mod, PyObject *args) {
+    (void)mod;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "n", &n)) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "the feed chunk must be >= 0 records (0: sized by time)");
+        return NULL;
+    }
+    Py_ssize_t old = feed_chunk_fixed;
+    feed_chunk_fixed = n;
+    return PyLong_FromSsize_t(old);
+}
+
 /* The error for a loop stopped at bad input (a Python exception set; returns NULL). */
 static PyObject *bad_record_error(BadRecord bad) {
     if (bad.kind < 0)
@@ -546,12 +651,10 @@ static PyObject *Engine_feed_packed(Engine *e, PyObject *args) {
     }
     Records r = {NULL, (const uint64_t *)b[0].buf, NULL, NULL, (const uint32_t *)b[1].buf,
                  (const uint64_t *)b[2].buf, (const uint32_t *)b[3].buf, b[0].len / 8, b[2].len / 8};
-    BadRecord bad = {-1, 0};
-    int st;
-    Py_BEGIN_ALLOW_THREADS
-    st = feed_records(e, r, &bad);
-    Py_END_ALLOW_THREADS
+    BadRecord bad = {-1, 0, 0};
+    int st = feed_chunked(e, r, &bad);
     for (int j = 0; j < 4; j++) PyBuffer_Release(&b[j]);
+    if (st == FEED_INTERRUPTED) return NULL;
     if (bad.at >= 0) return bad_record_error(bad);
     if (st) return raise_status(st), NULL;
     Py_RETURN_NONE;
@@ -591,16 +694,14 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     const uint8_t *kind = (const uint8_t *)kb.buf;
     const uint64_t *gva = (const uint64_t *)ab.buf;
     const uint64_t *size = (const uint64_t *)sb.buf;
-    int st = ST_OK;
-    BadRecord bad = {-1, 0};
+    BadRecord bad = {-1, 0, 0};
     Records r = {kind, gva, size, icount, NULL, NULL, NULL, n, 0};
-    Py_BEGIN_ALLOW_THREADS
-    st = feed_records(e, r, &bad);
-    Py_END_ALLOW_THREADS
+    int st = feed_chunked(e, r, &bad);
     PyBuffer_Release(&kb);
     PyBuffer_Release(&ab);
     PyBuffer_Release(&sb);
     if (icount) PyBuffer_Release(&ib);
+    if (st == FEED_INTERRUPTED) return NULL;
     if (bad.at >= 0) return bad_record_error(bad);
     if (st) return raise_status(st), NULL;
     Py_RETURN_NONE;
@@ -784,6 +885,8 @@ static PyObject *core_records_to_runs(PyObject *mod, PyObject *args) {
 
 static PyMethodDef core_functions[] = {
     {"records_to_runs", core_records_to_runs, METH_VARARGS, "Records -> runs of translations of one 4 KiB page."},
+    {"_set_feed_chunk", core_set_feed_chunk, METH_VARARGS,
+     "Test hook: _set_feed_chunk(n) -> previous; n >= 1: feed in chunks of n records, 0: chunks sized by time."},
     {NULL, NULL, 0, NULL},
 };
 

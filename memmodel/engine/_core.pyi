@@ -42,3 +42,9 @@ class BuddyAllocator:
     def nr_free(self) -> bytes: ...
 
 def records_to_runs(kind: np.ndarray, gva: np.ndarray, size: np.ndarray) -> tuple[bytes, bytes, int]: ...
+
+#: Test hook, not an API: ``_set_feed_chunk(n)`` with ``n >= 1`` makes ``Engine.feed`` and ``Engine.feed_packed``
+#: replay a batch in chunks of ``n`` records (between chunks they run pending signal handlers, so Ctrl-C stops
+#: a long batch); ``0`` restores the default, chunks sized by time (~20 ms each, ``_core.c``). Returns the
+#: previous setting. Results never depend on it (tests/engine/test_feed_chunks.py).
+def _set_feed_chunk(n: int) -> int: ...

@@ -144,6 +144,11 @@ class Replay:
 
     Raises:
         OutOfMemoryError: when a side runs out of memory at start-up (and later from :meth:`feed`).
+
+    A feed that stops mid-batch (out of memory, a bad record, Ctrl-C: the core runs Python's signal
+    handlers between chunks of a batch, about 20 ms of replay each) leaves the records before the stop
+    replayed and the rest not: the replay is then over, and :meth:`feed`, :meth:`feed_packed` and
+    :meth:`result` raise an error saying so rather than go on from a partial batch.
     """
 
     def __init__(self, cfg: ModelConfig, window: int = DEFAULT_WINDOW, outcomes: bool = False,
@@ -159,9 +164,9 @@ class Replay:
         h_removed = (removed_frames(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
                      if cfg.virtualized else np.zeros(0, dtype=np.int64))
         self._core = _core.Engine(params, arrays, g_removed, h_removed)
-        self._stopped: str | None = None  # the out-of-memory error that ended the run, if one did
+        self._stopped: Exception | None = None  # the error that ended the run mid-batch, if one did
         # ---- start-up (docs/model.md section 2), in order ----
-        with self._oom_as_error():
+        with self._stop_guard():
             self._core.start()  # the host root table
             if cfg.virtualized and cfg.host.prealloc:
                 self._core.prealloc()
@@ -178,13 +183,14 @@ class Replay:
         shapes (docs/model.md Part 3, item 10): 4-level tables, and the presets' shapes on every side walked."""
         return bool(self._core.preset_walk())
 
-    def _oom_as_error(self) -> _OomGuard:
+    def _stop_guard(self) -> _StopGuard:
         self._raise_if_stopped()
-        return _OomGuard(self.cfg, self)
+        return _StopGuard(self.cfg, self)
 
     def _raise_if_stopped(self) -> None:
         if self._stopped is not None:
-            raise OutOfMemoryError(f"{self._stopped} (earlier: this replay is over)")
+            # the same kind of error as the stop (OutOfMemoryError, or RuntimeError for a cut-short batch)
+            raise type(self._stopped)(f"{self._stopped} (earlier: this replay is over)")
 
     # ---- feeding ------------------------------------------------------------------------------------
     def feed(self, kind: np.ndarray, gva: np.ndarray, size: np.ndarray, icount: np.ndarray | None = None) -> None:
@@ -198,15 +204,17 @@ class Replay:
                 come right before record ``i`` (uint32); None for a batch of full records.
 
         Raises:
-            ValueError: a record of an unknown kind (nothing is silently translated).
+            ValueError: a record of an unknown kind (nothing is silently translated); the run stops.
             OutOfMemoryError: a side ran out of memory; the run stops.
+            KeyboardInterrupt: Ctrl-C (or another signal handler's exception) during the batch; the run stops.
+            RuntimeError: an earlier feed stopped mid-batch (not out of memory): this replay is over.
         """
         kind = np.ascontiguousarray(kind, dtype=np.uint8)
         gva = np.ascontiguousarray(gva, dtype=np.uint64)
         size = np.ascontiguousarray(size, dtype=np.uint64)
         if icount is not None:
             icount = np.ascontiguousarray(icount, dtype=np.uint32)
-        with self._oom_as_error():
+        with self._stop_guard():
             self._core.feed(kind, gva, size, icount)
 
     def feed_packed(self, batch: Mapping[str, np.ndarray]) -> None:
@@ -215,10 +223,13 @@ class Replay:
         as :meth:`feed` of the unpacked batch.
 
         Raises:
-            ValueError: a record of an unknown kind, or a damaged batch (an escape without its entry).
+            ValueError: a record of an unknown kind, or a damaged batch (an escape without its entry); the
+                run stops.
             OutOfMemoryError: a side ran out of memory; the run stops.
+            KeyboardInterrupt: Ctrl-C (or another signal handler's exception) during the batch; the run stops.
+            RuntimeError: an earlier feed stopped mid-batch (not out of memory): this replay is over.
         """
-        with self._oom_as_error():
+        with self._stop_guard():
             self._core.feed_packed(np.ascontiguousarray(batch["gva"], dtype=np.uint64),
                                    np.ascontiguousarray(batch["meta"], dtype=np.uint32),
                                    np.ascontiguousarray(batch["esc_size"], dtype=np.uint64),
@@ -237,6 +248,7 @@ class Replay:
         Raises:
             OutOfMemoryError: the run stopped out of memory: there is no result (docs/model.md Part 4: a
                 partial one would look like a complete one).
+            RuntimeError: a feed stopped mid-batch otherwise (a bad record, Ctrl-C): no result either.
         """
         self._raise_if_stopped()
         raw = self._core.counters()
@@ -259,12 +271,14 @@ class Replay:
         )
 
 
-class _OomGuard:
-    """Turns the core's out-of-memory exceptions into :class:`OutOfMemoryError` naming the config."""
+class _StopGuard:
+    """Around a call into the core that changes its state: turns the core's out-of-memory exceptions into
+    :class:`OutOfMemoryError` naming the config, and marks the replay stopped on any exception that may
+    have left a batch half-fed (so it refuses to go on from a partial state)."""
 
     def __init__(self, cfg: ModelConfig, replay: Replay) -> None:
         self.cfg = cfg
-        self.replay = replay  # marked stopped on an out-of-memory error
+        self.replay = replay  # marked stopped on an exception from the core (TypeError excepted, see __exit__)
 
     def __enter__(self) -> None:
         return None
@@ -281,8 +295,18 @@ class _OomGuard:
                     f"config {cfg.name!r}{where}: {side} out of memory ({side}.memory = {s.memory >> 30} GiB, "
                     f"fragmentation {s.fragmentation}); the run stops (docs/model.md section 2)"
                 )
-                self.replay._stopped = str(err)
+                self.replay._stopped = err
                 raise err from None
+        # The core checks its arguments (TypeError) before it feeds a record; any other exception (a bad
+        # record, KeyboardInterrupt between two chunks of a batch, the host machine out of memory) may
+        # come after some of the batch's records were replayed, and so may a signal handler's exception
+        # raised in Python right around the call: the state may be partial either way.
+        if not issubclass(typ, TypeError):
+            cfg = self.cfg
+            self.replay._stopped = RuntimeError(
+                f"config {cfg.name!r}: this replay was interrupted mid-batch ({typ.__name__}"
+                f"{': ' + str(exc) if str(exc) else ''}); its state is partial: start a new replay"
+            )
         return False
 
 
