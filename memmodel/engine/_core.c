@@ -125,6 +125,7 @@ static void Engine_dealloc(Engine *e) {
     free(e->series);
     free(e->outcomes);
     free(e->outcome_shifts);
+    free(e->rlog);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -284,6 +285,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->gen = 1;
     e->to_snapshot = e->p.window;
     e->report_dirty = 1;
+    e->rlog_full = 1;  /* the first pass visits every free block (start-up, fragmentation) */
     e->last_counter = -1;
     e->last_p4 = 0;
     e->last_es = 12;

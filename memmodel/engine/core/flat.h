@@ -205,10 +205,10 @@ static void flat_release_region(Engine *e, int64_t pos, uint64_t id, uint64_t pa
             int i = w * 64 + __builtin_ctzll(m);
             m &= m - 1;
             buddy_free(&e->g.buddy, frames[i], 0);
+            report_mark(e, frames[i], frames[i] + 1);
             e->C[C_GUEST_FREED_BYTES] += 4096;
             e->C[C_GUEST_RESIDENT_BYTES] -= 4096;
         }
-        e->report_dirty = 1;
         *changed = 1;
     }
 }

@@ -31,6 +31,25 @@ static inline int64_t host_tbl_index(const Host *h, int64_t frame, int k) {
     return frame >> (9 * (h->levels - k + 1));
 }
 
+/* Ranges the next reporting pass must visit: the guest frames [lo, hi) were freed by the guest or newly
+ * backed by the host (report_pass says why only these). Keeps at most RLOG_MAX ranges; past that, or when
+ * memory for the log is refused, the next pass visits every free block. */
+#define RLOG_MAX ((int64_t)1 << 16)
+static void report_mark(Engine *e, int64_t lo, int64_t hi) {
+    e->report_dirty = 1;
+    if (!e->p.report || e->rlog_full) return;
+    if (e->rlog_n == e->rlog_cap) {
+        int64_t cap = e->rlog_cap ? 2 * e->rlog_cap : 256;
+        uint64_t *grown = cap <= RLOG_MAX ? (uint64_t *)realloc(e->rlog, (size_t)cap * 2 * sizeof(uint64_t)) : NULL;
+        if (!grown) { e->rlog_full = 1; return; }
+        e->rlog = grown;
+        e->rlog_cap = cap;
+    }
+    e->rlog[2 * e->rlog_n] = (uint64_t)lo;
+    e->rlog[2 * e->rlog_n + 1] = (uint64_t)hi;
+    e->rlog_n++;
+}
+
 static void resident_changed(Engine *e) {
     uint64_t res = e->C[C_HOST_BACKED_BYTES] - e->C[C_HOST_FREED_BYTES];
     e->C[C_HOST_RESIDENT_BYTES] = res;
@@ -86,7 +105,7 @@ static int host_fault(Engine *e, int64_t frame) {
     }
     h->occ1g[frame >> 18] += (int32_t)span;
     e->C[C_HOST_FAULTS]++;
-    e->report_dirty = 1;  /* may back free guest frames: the next reporting pass has work */
+    report_mark(e, first, first + span);  /* may back free guest frames: the next reporting pass has work */
     e->C[C_HOST_PAGES_4K + (s - 12) / 9]++;
     if (s < h->pshift) e->C[C_HOST_FALLBACKS]++;
     e->C[C_HOST_BACKED_BYTES] += 1ULL << s;

@@ -225,7 +225,7 @@ static inline __attribute__((always_inline)) int visit_mapping(Engine *e, Node *
     changed_pages(cx, b, end);
     (*freed)++;
     buddy_free(&e->g.buddy, data, es - 12);
-    e->report_dirty = 1;
+    report_mark(e, data, data + ((int64_t)1 << (es - 12)));
     e->C[C_GUEST_FREED_BYTES] += 1ULL << es;
     e->C[C_GUEST_RESIDENT_BYTES] -= 1ULL << es;
     cx->changed = 1;
@@ -287,6 +287,7 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
                 int64_t data = node->map[i] - 1;
                 node->map[i] = 0;
                 buddy_free(&g->buddy, data, es - 12);
+                report_mark(e, data, data + ((int64_t)1 << (es - 12)));
                 if (freed++ == 0) first_freed = i;
                 last_freed = i;
                 if (node->nmap == freed) { node->occ = 0; goto leaf_freed; }  /* nothing left in this table */
@@ -296,7 +297,6 @@ static int guest_visit(Engine *e, int64_t n, int k, uint64_t node_base, ReleaseC
     leaf_freed:
         if (freed) {
             changed_pages(cx, (u128)node_base + (u128)first_freed * span, (u128)node_base + (u128)(last_freed + 1) * span);
-            e->report_dirty = 1;
             e->C[C_GUEST_FREED_BYTES] += (uint64_t)freed << es;
             e->C[C_GUEST_RESIDENT_BYTES] -= (uint64_t)freed << es;
             cx->changed = 1;
@@ -414,23 +414,63 @@ static int report_pass(Engine *e) {
     event_boundary(e);
     Buddy *b = &e->g.buddy;
     int min_order = e->p.report_order;
-    /* the free blocks of order >= min_order, ascending by address: merge the per-order bitmaps */
+    int full = e->rlog_full;
+    int64_t nlog = e->rlog_n;
+    e->rlog_n = 0;
+    e->rlog_full = 0;
+    /* the free blocks of order >= min_order, ascending by address: merge the per-order bitmaps. Only the
+     * blocks that meet a range logged since the last pass (report_mark) can free or split anything, so
+     * only those are visited when the log is complete. Why: right after a pass every free block of order
+     * >= min_order is unbacked, and no host page crosses its edges (the pass discarded it, or a larger
+     * free block holding it). Since then, a block that holds no frame the guest freed (a block made by a
+     * merge holds the freed frame) was free then, alone or inside a larger free block of order >=
+     * min_order (allocations only take and split blocks); and a host page backing or crossing it holds
+     * one of its frames, so it was backed since (host_fault logs the page's frames; releases only unback
+     * and split). Discarding a block that meets no logged range therefore frees and splits nothing:
+     * visiting only the others changes no counter and no state, in the same order. (Measured: reporting
+     * every 19 records at order 0 on a 99 %-fragmented guest visited millions of free blocks per pass.) */
     int64_t total = 0;
     for (int o = min_order; o <= MAX_ORDER; o++) total += b->nr_free[o];
     if (total == 0) return ST_OK;
+    if (!full) {
+        /* at most the blocks meeting each range: one per order plus the range's length at that order */
+        int64_t bound = 0;
+        for (int64_t j = 0; j < nlog; j++) {
+            uint64_t lo = e->rlog[2 * j], hi = e->rlog[2 * j + 1];
+            for (int o = min_order; o <= MAX_ORDER; o++) bound += (int64_t)(((hi - 1) >> o) - (lo >> o)) + 1;
+        }
+        if (bound < total) total = bound;
+        else full = 1;  /* the ranges cover more than the free blocks: the plain scan is no slower */
+    }
     uint64_t *blocks = (uint64_t *)malloc((size_t)total * sizeof(uint64_t));
     if (!blocks) return ST_NOMEM;
     int64_t nb = 0;
     for (int o = min_order; o <= MAX_ORDER; o++) {
-        for (int64_t w = 0; w < b->nwords[o]; w++) {
-            uint64_t word = b->bits[o][w];
-            while (word) {
-                int bit = __builtin_ctzll(word);
-                word &= word - 1;
-                uint64_t start = (uint64_t)(((w << 6) + bit) << o);
-                blocks[nb++] = (start << 5) | (uint64_t)o;  /* frames < 2^58: room for the order */
+        if (full) {
+            for (int64_t w = 0; w < b->nwords[o]; w++) {
+                uint64_t word = b->bits[o][w];
+                while (word) {
+                    int bit = __builtin_ctzll(word);
+                    word &= word - 1;
+                    uint64_t start = (uint64_t)(((w << 6) + bit) << o);
+                    blocks[nb++] = (start << 5) | (uint64_t)o;  /* frames < 2^58: room for the order */
+                }
             }
+            continue;
         }
+        for (int64_t j = 0; j < nlog; j++) {
+            uint64_t lo = e->rlog[2 * j] >> o, hi = (e->rlog[2 * j + 1] - 1) >> o;
+            for (uint64_t x = lo; x <= hi; x++)
+                if (bit_test(b, o, (int64_t)x)) blocks[nb++] = ((x << o) << 5) | (uint64_t)o;
+        }
+    }
+    if (!full && nb > 1) {
+        /* ranges may overlap: each block once */
+        qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
+        int64_t u = 1;
+        for (int64_t i = 1; i < nb; i++)
+            if (blocks[i] != blocks[u - 1]) blocks[u++] = blocks[i];
+        nb = u;
     }
     qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
     int any = 0;

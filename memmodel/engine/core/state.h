@@ -276,6 +276,12 @@ typedef struct {
     int l1_4k, l2_4k;        /* only_4k: the L1 / L2 arrays of 4 KiB entries (or -1); else both -1 */
     int64_t to_snapshot;     /* translations until the next time-series row */
     int report_dirty;        /* a guest free or a host fault since the last reporting pass */
+    /* with reporting: the guest-frame ranges [lo, hi) freed by the guest or newly host-backed since the
+     * last pass, as pairs (report_mark); rlog_full: too many, or none kept yet (a pass then visits every
+     * free block) */
+    uint64_t *rlog;
+    int64_t rlog_n, rlog_cap;
+    int rlog_full;
     int resolving;           /* the last page walked had to be resolved (a first touch, or a stale slot after
                               * a release): the coming pages likely do too, so the record loop prefetches
                               * their guest leaf-table entries as well as their slots */
