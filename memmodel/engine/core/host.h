@@ -32,8 +32,9 @@ static inline int64_t host_tbl_index(const Host *h, int64_t frame, int k) {
 }
 
 /* Ranges the next reporting pass must visit: the guest frames [lo, hi) were freed by the guest or newly
- * backed by the host (report_pass says why only these). Keeps at most RLOG_MAX ranges; past that, or when
- * memory for the log is refused, the next pass visits every free block. */
+ * backed by the host (report_pass says why only these; defined here, before lifecycle.h, for host_fault).
+ * Keeps at most RLOG_MAX ranges; past that, or when memory for the log is refused, the next pass visits
+ * every free block. */
 #define RLOG_MAX ((int64_t)1 << 16)
 static void report_mark(Engine *e, int64_t lo, int64_t hi) {
     e->report_dirty = 1;

@@ -418,17 +418,11 @@ static int report_pass(Engine *e) {
     int64_t nlog = e->rlog_n;
     e->rlog_n = 0;
     e->rlog_full = 0;
-    /* the free blocks of order >= min_order, ascending by address: merge the per-order bitmaps. Only the
-     * blocks that meet a range logged since the last pass (report_mark) can free or split anything, so
-     * only those are visited when the log is complete. Why: right after a pass every free block of order
-     * >= min_order is unbacked, and no host page crosses its edges (the pass discarded it, or a larger
-     * free block holding it). Since then, a block that holds no frame the guest freed (a block made by a
-     * merge holds the freed frame) was free then, alone or inside a larger free block of order >=
-     * min_order (allocations only take and split blocks); and a host page backing or crossing it holds
-     * one of its frames, so it was backed since (host_fault logs the page's frames; releases only unback
-     * and split). Discarding a block that meets no logged range therefore frees and splits nothing:
-     * visiting only the others changes no counter and no state, in the same order. (Measured: reporting
-     * every 19 records at order 0 on a 99 %-fragmented guest visited millions of free blocks per pass.) */
+    /* the free blocks of order >= min_order, ascending by address: merge the per-order bitmaps. With a
+     * complete log, only the blocks that meet a logged range: the others were left unbacked and uncrossed
+     * by the last pass and nothing has backed them since, so discarding them would free and split nothing
+     * (docs/model.md Part 3 item 7 gives the argument; measured: reporting every 19 records at order 0 on a
+     * 99 %-fragmented guest visited millions of free blocks per pass) */
     int64_t total = 0;
     for (int o = min_order; o <= MAX_ORDER; o++) total += b->nr_free[o];
     if (total == 0) return ST_OK;
@@ -464,15 +458,14 @@ static int report_pass(Engine *e) {
                 if (bit_test(b, o, (int64_t)x)) blocks[nb++] = ((x << o) << 5) | (uint64_t)o;
         }
     }
+    qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
     if (!full && nb > 1) {
-        /* ranges may overlap: each block once */
-        qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
+        /* logged ranges may overlap: each block once */
         int64_t u = 1;
         for (int64_t i = 1; i < nb; i++)
             if (blocks[i] != blocks[u - 1]) blocks[u++] = blocks[i];
         nb = u;
     }
-    qsort(blocks, (size_t)nb, sizeof(uint64_t), cmp_u64);
     int any = 0;
     for (int64_t i = 0; i < nb; i++) {
         int o = (int)(blocks[i] & 31);
