@@ -218,6 +218,30 @@ def _replay_batches(trace: TraceLike, identity: dict[str, Any], batches: Iterato
     return (pack(b) if packed else b for b in compact_batches(batches))
 
 
+def _pages_hint(identity: Mapping[str, Any]) -> int | None:
+    """The distinct pages an earlier replay of this store translated (kept in its replay cache entry), so
+    the replays size their per-page tables at once; None when unknown (not a store, or never counted)."""
+    from memmodel.trace.compact import pages_hint
+
+    if identity.get("kind") == "store" and identity.get("sha256"):
+        return pages_hint(str(identity["sha256"]))
+    return None
+
+
+def _remember_pages(identity: Mapping[str, Any], replays: Sequence[Replay]) -> None:
+    """Keep in the store's replay cache entry the distinct pages its complete replays translated (any
+    config that keeps per-page tables counts the same pages), for :func:`_pages_hint`."""
+    from memmodel.trace.compact import remember_pages
+
+    if identity.get("kind") != "store" or not identity.get("sha256"):
+        return
+    for r in replays:
+        pages = r.pages_translated
+        if pages is not None:
+            remember_pages(str(identity["sha256"]), pages)
+            return
+
+
 def _drop_replay_cache(identity: Mapping[str, Any]) -> None:
     from memmodel.trace.compact import drop_cached
 
@@ -311,7 +335,8 @@ def run(
         # the replay-ready form: I records as counts (cached per store file); on_batch consumers read
         # only its kind/gva/size (the translations) next to the replays' outcomes
         batches = _replay_batches(trace, identity, batches, batch_rows, packed=on_batch is None)
-        replays = [Replay(cfg, window, outcomes=on_batch is not None) for cfg in cfgs]
+        hint = _pages_hint(identity)
+        replays = [Replay(cfg, window, outcomes=on_batch is not None, pages_hint=hint) for cfg in cfgs]
         done = 0
         for batch in batches:
             if "meta" in batch:  # packed (nobody else reads the batch): the engine reads it as is
@@ -339,6 +364,8 @@ def run(
                 done += int(batch["kind"].shape[0]) + (int(icount.sum()) if icount is not None else 0)
                 progress(done)
         runs.extend(Run(name, identity, cfg, r.result()) for cfg, r in zip(cfgs, replays, strict=True))
+        if hint is None:
+            _remember_pages(identity, replays)
     return runs
 
 

@@ -141,6 +141,9 @@ class Replay:
         flat: keep the guest of a native replay with 4 KiB pages in the flat store (docs/model.md Part 3,
             item 9; the same results, faster); None: whenever the config allows, False: never (the tests
             compare the two), True: required (ValueError for any other config).
+        pages_hint: how many distinct 4 KiB pages the trace translates, when known (an earlier replay's
+            :attr:`pages_translated`, kept by the replay cache): the per-page table starts that big instead
+            of growing to it. Speed only: any value gives the same results.
 
     Raises:
         OutOfMemoryError: when a side runs out of memory at start-up (and later from :meth:`feed`).
@@ -152,14 +155,18 @@ class Replay:
     """
 
     def __init__(self, cfg: ModelConfig, window: int = DEFAULT_WINDOW, outcomes: bool = False,
-                 flat: bool | None = None) -> None:
+                 flat: bool | None = None, pages_hint: int | None = None) -> None:
         if window < 1:
             raise ValueError("window must be >= 1 translation")
         self.cfg = cfg
         self.window = window
         params, arrays = _engine_params(cfg, window, outcomes)
-        if flat is not None:
-            params = {**params, "flat": int(flat)}
+        if flat is not None or pages_hint:
+            params = {**params}
+            if flat is not None:
+                params["flat"] = int(flat)
+            if pages_hint:
+                params["pages"] = max(0, int(pages_hint))
         g_removed = removed_frames(cfg.guest.memory >> 12, cfg.guest.fragmentation, cfg.guest.seed)
         h_removed = (removed_frames(cfg.host.memory >> 12, cfg.host.fragmentation, cfg.host.seed)
                      if cfg.virtualized else np.zeros(0, dtype=np.int64))
@@ -182,6 +189,13 @@ class Replay:
         """Whether this replay's walks use the code specialised for the CPU presets' PSC and nested-TLB
         shapes (docs/model.md Part 3, item 10): 4-level tables, and the presets' shapes on every side walked."""
         return bool(self._core.preset_walk())
+
+    @property
+    def pages_translated(self) -> int | None:
+        """Distinct 4 KiB virtual pages this replay has translated so far (its per-page table's entries), or
+        None for the flat store, which keeps no per-page table. The same for every other config of a trace:
+        what the replay cache keeps as the trace's ``pages_hint``."""
+        return self._core.pages()
 
     def _stop_guard(self) -> _StopGuard:
         self._raise_if_stopped()

@@ -281,3 +281,72 @@ def test_a_short_store_comes_as_one_batch_of_the_whole_entry(tmp_path: Path, mon
     for c in ("gva", "meta", "esc_size", "esc_icount"):
         assert np.array_equal(whole[c], np.concatenate([b[c] for b in computed]))
         assert np.array_equal(whole[c], np.concatenate([b[c] for b in pieces]))
+
+
+def _distinct_pages(records: list[tuple[str, int, int]]) -> int:
+    """The 4 KiB pages the data records (L, S, M) translate: the pages of their first and last bytes
+    (docs/model.md section 1: the pages strictly between them are not translated)."""
+    pages: set[int] = set()
+    for kind, gva, size in records:
+        if kind in "LSM":
+            pages.update({gva >> 12, (gva + max(size, 1) - 1) >> 12})
+    return len(pages)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trace=lifecycle_traces(), raw=v2_configs(), hint=st.sampled_from([0, 1, 3, 100, 5000, 1 << 45]))
+def test_a_pages_hint_changes_no_counter_and_every_table_config_counts_the_trace_s_pages(
+        trace: list[tuple[str, int, int]], raw: dict[str, Any], hint: int) -> None:
+    config = cfg(raw)
+    a = arrays(trace)
+    results = []
+    for pages_hint in (None, hint):
+        r = Replay(config, flat=False, pages_hint=pages_hint)
+        r.feed(a["kind"], a["gva"], a["size"])
+        results.append(r)
+    assert results[0].result().counters == results[1].result().counters
+    assert results[0].pages_translated == results[1].pages_translated == _distinct_pages(trace)
+
+
+def test_a_slot_table_presized_by_a_right_short_or_absurd_hint_counts_the_same() -> None:
+    # 5,000 pages: past the 4,096 slots a table starts with (half load at 2,048), all touched twice
+    records = [("L", 0x10000000 + 4096 * (i % 5000), 8) for i in range(10_000)]
+    a = arrays(records)
+    config = cfg({"virtualized": True})
+    counters = []
+    for pages_hint in (None, 5000, 10, 1 << 45):
+        r = Replay(config, pages_hint=pages_hint)
+        r.feed(a["kind"], a["gva"], a["size"])
+        assert r.pages_translated == 5000
+        counters.append(r.result().counters)
+    assert all(c == counters[0] for c in counters[1:])
+
+
+def test_the_replay_cache_keeps_the_pages_a_store_translates_for_its_next_replays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memmodel.analysis.api import run
+    from memmodel.trace import compact
+    from memmodel.trace.store import trace_identity
+
+    monkeypatch.setenv("MEMMODEL_CACHE_DIR", str(tmp_path / "cache"))
+    records = [("L", 0x7F0000000000 + 4096 * ((i * 7919) % 3000) + 4090, 8) for i in range(6000)]
+    a = arrays(records)
+    store = tmp_path / "t.parquet"
+    write_store(store, {"kind": a["kind"], "gva": a["gva"], "size": a["size"]})
+    sha = trace_identity(store)["sha256"]
+    assert compact.pages_hint(sha) is None
+    first = run([store], ["baseline-4k", "native-4k"])
+    pages_file = next((tmp_path / "cache").iterdir()) / compact.PAGES_FILE
+    # every record crosses into the next page: 3,000 pages and the one after each
+    assert pages_file.read_text() == f"{_distinct_pages(records)}\n" and _distinct_pages(records) == 3001
+    compact._PAGES.clear()
+    assert compact.pages_hint(sha) == 3001
+    second = run([store], ["baseline-4k", "native-4k"])
+    assert [r.result.counters for r in first] == [r.result.counters for r in second]
+    # a damaged file is no hint (and the replay is the same)
+    pages_file.write_text("many\n")
+    compact._PAGES.clear()
+    assert compact.pages_hint(sha) is None
+    third = run([store], ["baseline-4k"])
+    assert third[0].result.counters == first[0].result.counters
+    assert pages_file.read_text() == "3001\n"  # rewritten by the replay that had no hint

@@ -6,6 +6,11 @@
 /* ---------------------------------------------------------------------------------------------
  * Slots: what a 4 KiB virtual page's translations need
  * -------------------------------------------------------------------------------------------*/
+/* Slots of a table that has no hint of the pages to come (Engine init's "pages"), and the most a hint can
+ * ask for at start-up (4 Mi slots: 64 MiB, plus 80 MiB of cold halves; a bigger trace grows from there). */
+#define SLOTS_FIRST ((int64_t)1 << 12)
+#define SLOTS_HINT_MAX ((int64_t)1 << 22)
+
 /* A table of cap slots; with_cold: with the cold half (virtualized replays: only the host translations
  * of a nested walk read it, so a native replay neither allocates nor writes it). */
 static int slots_init(Slots *t, int64_t cap, int with_cold) {
