@@ -303,6 +303,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->last_es = 12;
     e->l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
     e->l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
+    e->l1_large[0] = -1;
+    for (int c = 1; c <= 2; c++) e->l1_large[c] = e->p.only_4k ? -1 : e->l1_of[c];
     e->psc_preset = psc_preset_of(e);
     if (e->psc_preset) {
         for (int j = 1; j <= 3; j++) {
@@ -395,7 +397,8 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     const int FLAT = FLAT_MODE == 2 ? e->p.flat : FLAT_MODE;
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
-    Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k)};
+    Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k),
+               fast_array(e, e->l1_large[1]), fast_array(e, e->l1_large[2]), 1};
     /* fixed for the run: not reloaded per record */
     const int report = REPORT && e->p.report, virt = e->p.virt;
     uint64_t instructions = 0;

@@ -372,6 +372,59 @@ def test_a_host_discard_flushes_everything_but_a_discard_of_unbacked_frames_does
     assert c["tlb_flushes"] == c["tlb_page_invalidations"] == 0  # pass-through never invalidates as the guest
 
 
+# ==== Sections 3 and 9: hits on large entries (2M, 1G) ==========================================================
+#: Separate L1 arrays per page size, as the CPU presets have (one set each: no conflict misses).
+L1_BY_SIZE = {"l1": [{"page_sizes": ["4K"], "entries": 8, "ways": 8}, {"page_sizes": ["2M"], "entries": 8, "ways": 8},
+                     {"page_sizes": ["1G"], "entries": 4, "ways": 4}]}
+
+
+def test_a_page_first_touched_under_a_cached_2m_entry_hits_it_and_counts_as_touched(run: Run) -> None:
+    # Two 2M regions, each faulted and walked once; the other pages of each region hit the region's entry,
+    # on their first touch as later (alternating regions, so no translation repeats the last page)
+    r0, r1 = 0x4000_0000, 0x4020_0000
+    records: Records = [("S", r0, 8), ("S", r1, 8)]
+    records += [("L", r + K4 * j, 8) for j in (1, 1, 7) for r in (r0, r1)]
+    c = run(records, cfg({"virtualized": False, "guest": {"page_size": "2M", "memory": "1G"}, "tlb": L1_BY_SIZE}))
+    assert (c["accesses"], c["walks"], c["l1_hits"], c["guest_faults"]) == (8, 2, 6, 2)
+    assert c["touched_bytes"] == 6 * K4  # pages 0, 1 and 7 of both regions
+
+
+def test_a_page_first_touched_under_a_cached_1g_entry_hits_it_and_counts_as_touched(run: Run) -> None:
+    config = cfg({"virtualized": False, "guest": {"page_size": "1G", "memory": "3G", "zeroing": False},
+                  "tlb": L1_BY_SIZE})
+    records: Records = [("S", G1, 8), ("S", 2 * G1, 8), ("L", G1 + M2 + K4, 8), ("L", 2 * G1 + 5 * M2, 8),
+                        ("L", G1 + M2 + K4, 8)]
+    c = run(records, config)
+    assert (c["accesses"], c["walks"], c["l1_hits"], c["guest_pages_1g"]) == (5, 2, 3, 2)
+    assert c["touched_bytes"] == 4 * K4
+
+
+def test_a_split_inside_a_2m_region_removes_its_entry_so_a_first_touch_there_walks(run: Run) -> None:
+    # U of one page of r0 splits r0's 2M page and invalidates (2M, r0): the first touch of another page of
+    # r0 then looks up its 4K entry (es = 4K now) and walks; r1's entry still serves r1's new page
+    r0, r1 = 0x4000_0000, 0x4020_0000
+    config = cfg({"virtualized": False, "guest": {"page_size": "2M", "memory": "1G"}, "tlb": L1_BY_SIZE})
+    records: Records = [("S", r0, 8), ("S", r1, 8), ("U", r0 + 5 * K4, K4), ("L", r0 + K4, 8), ("L", r1 + K4, 8)]
+    c = run(records, config)
+    assert (c["guest_splits"], c["tlb_page_invalidations"]) == (1, 1)
+    assert (c["walks"], c["l1_hits"]) == (3, 1)
+    assert c["touched_bytes"] == 4 * K4
+
+
+def test_a_host_split_under_a_2m_entry_flushes_it_so_the_region_s_pages_walk_as_4k(run: Run) -> None:
+    # memctl-like: a 1G guest page over 2M host pages (es = 2M). A pass-through U of one page splits the
+    # host page and discards a frame (a host flush): every page of the region then has es = 4K and walks,
+    # the one touched before and a new one alike
+    config = cfg({"guest": {"page_size": "1G", "memory": "2G", "zeroing": False, "unmap": "passthrough"},
+                  "host": {"page_size": "2M", "memory": "4G"}, "tlb": L1_BY_SIZE})
+    records: Records = [("S", G1, 8), ("L", G1 + K4, 8), ("U", G1 + 2 * K4, K4), ("L", G1 + K4, 8),
+                        ("L", G1 + 3 * K4, 8), ("L", G1 + K4, 8)]
+    c = run(records, config)
+    assert (c["host_discards"], c["host_splits"]) == (1, 1)  # a counted discard: the host flushes (section 9)
+    assert (c["walks"], c["l1_hits"]) == (3, 2)  # L1 hits: the second load, and the last (a 4K entry)
+    assert c["touched_bytes"] == 3 * K4
+
+
 # ==== Section 8: the clock and free page reporting =============================================================
 def thp_reporting(interval: int) -> ModelConfig:
     return cfg({

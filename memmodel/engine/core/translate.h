@@ -104,6 +104,37 @@ static inline FastArray fast_array(Engine *e, int which) {
     return (FastArray){a, e->tags + a->off, a->mask, a->sets, a->stride};
 }
 
+/* The large-entry hit path of translate() for replays with entries of several sizes: a hit on (s, p4's
+ * s-region) in the L1 array f of size s (code C: 1 = 2M, 2 = 1G) proves p4 is mapped and backed with es = s,
+ * as a 4 KiB hit does for 4 KiB (docs/model.md Part 3, item 2): es = min(gs, hs) = s puts the whole region
+ * in one guest page and one host page, and every change to either removed the entry. So the model's step 4
+ * is this lookup. Only "touched" is not proven (another page of the region may have filled the entry):
+ * p4's slot exists exactly when p4 was translated before. Without one the full path resolves p4 (no fault:
+ * it is mapped and backed) and finds the entry most recent already: the LRU state of one hit, counted
+ * once. Returns 1 when the translation is settled (*st: its status), else 0; a lookup miss turns the path
+ * off (hot->large = 0) until the full path sees an L1 hit of a large entry again: on a random trace most
+ * lookups here miss (sparse, baseline-thp: 0.97x in pairs of runs when every translation tried one). */
+static inline __attribute__((always_inline)) int large_hit(Engine *e, uint64_t p4, const FastArray *f, const int C,
+                                                           const int OUT, Hot *hot, int *st) {
+    if (!f->a) {
+        hot->large = 0;
+        return 0;
+    }
+    uint64_t vpn = p4 >> (9 * C);
+    int64_t *row = fast_row(f, vpn, 0, 0);
+    if (!lru_lookup_any(row, f->a, (int64_t)((vpn << 2) | (uint64_t)C))) {
+        hot->large = 0;
+        return 0;
+    }
+    if (!slot_find(&e->slots, p4)) return 0;
+    hot->l1_hits++;
+    e->last_p4 = p4;
+    e->last_counter = C_L1_HITS;
+    e->last_es = 12 + 9 * C;
+    *st = OUT && e->record_outcomes ? record_outcome(e, OUT_L1, 12 + 9 * C) : ST_OK;
+    return 1;
+}
+
 /* One translation of virtual address v (docs/model.md sections 3 and 4). Inlined into the record loop: the
  * repeat and 4 KiB fast paths settle most translations without a call (measured on the TLB-only
  * benchmark: the call and its spills were a visible share of a translation). W1/S1, W2/S2: the ways and
@@ -127,6 +158,15 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
             (st = record_outcome(e, e->last_counter == C_L1_HITS ? OUT_L1 : OUT_L2, e->last_es)))
             return st;
         goto counted;
+    }
+    if (!S1 && !FLAT && hot->large) {
+        /* the large-entry hit path (large_hit), its size code a constant in each copy */
+        int done = hot->large == 1 ? large_hit(e, p4, &hot->f2m, 1, OUT, hot, &st)
+                                   : large_hit(e, p4, &hot->f1g, 2, OUT, hot, &st);
+        if (done) {
+            if (st) return st;
+            goto counted;
+        }
     }
     int64_t tag4 = (int64_t)(p4 << 2);
     /* each 4 KiB array's set is found once, for its lookup and its fill */
@@ -180,7 +220,13 @@ static inline __attribute__((always_inline)) int translate(Engine *e, uint64_t v
         if (OUT && e->record_outcomes && (st = record_outcome(e, OUT_WALK, 12))) return st;
         goto counted;
     }
-    if ((st = translate_full(e, p4))) return st;
+    {
+        /* an L1 hit of a large entry on the full path (re)starts the large-entry hit path, for its size */
+        uint64_t l1_before = e->C[C_L1_HITS];
+        if ((st = translate_full(e, p4))) return st;
+        if (!S1 && !FLAT && e->C[C_L1_HITS] != l1_before && e->last_es > 12)
+            hot->large = (e->last_es - 12) / 9;
+    }
 counted:
     /* a countdown, not C_ACCESSES % window: a 64-bit division per translation cost ~10% (perf) */
     if (--hot->to_snapshot == 0) {
