@@ -282,8 +282,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     /* a flat replay never reads its slots; the others start with room for the pages the trace is known to
      * touch (optional parameter "pages": what an earlier replay of the trace translated, from the replay
      * cache), so the table never grows: on sparse (64,300 pages) growing from 4,096 slots took 5 rehashes
-     * and fresh zeroed tables, and presized the nested replays ran 1.04x (baseline-4k) and 1.05x (memctl-2m)
-     * faster, median of 30 pairs of runs. A hint that is wrong only costs speed (the table grows at half
+     * and fresh zeroed tables; presized, the nested replays ran 1.04-1.05x (baseline-4k) and 1.06x
+     * (baseline-thp, memctl-2m) faster, medians of 30 pairs of runs. A hint that is wrong only costs speed (the table grows at half
      * load as before); it is bounded so a damaged cache file cannot claim gigabytes. */
     int64_t slots_cap = e->p.flat ? 16 : SLOTS_FIRST;
     {
