@@ -27,12 +27,17 @@ Per trace it prints, best of ``--repeat`` timed runs after a warm-up, all in thi
   addresses, prepared untimed) doing the same two-level LRU TLB; both must count the same L1 hits,
   L2 hits and misses (the script exits non-zero otherwise). Goal: >= 2x pycachesim. The ratio is
   printed best against best and as the median of ``--repeat`` back-to-back pairs (steadier when the
-  machine is shared). A third line
+  machine is shared; on a short trace each side of a pair runs the same number of times, enough for
+  20 ms). A third line
   times memmodel's engine on the same addresses already in memory (no store; packed as 1-byte loads,
   untimed, as pycachesim's list is prepared untimed), like pycachesim;
 * peak RSS (``VmHWM``, MB) of a fresh process that replays one config from the store, and of one that
-  only imports memmodel: the state is bounded by the pages touched, not by the trace length,
-  so the 35 M-record trace needs no more than the 7 M-record shipped pchase;
+  only imports memmodel; and, read after every batch while the replay's state is alive, its anonymous
+  part (the state, Python's heap) and its file-backed part (the mapped replay cache of the trace, 12
+  bytes per data record, and shared libraries: page-cache pages the kernel can drop and read again). The
+  anonymous part is bounded by the pages touched, not by the trace length: the 35 M-record trace needs
+  no more than the 7 M-record shipped pchase (measured: 37 MB for either, against 60 and 124 MB
+  file-backed); the file-backed part grows with the trace's data records;
 * with ``--callgrind``: instructions executed inside the engine core's ``feed`` for baseline-4k (valgrind
   callgrind, ``--toggle-collect=Engine_feed``), per record and per translation: a figure that does not
   depend on the machine's load (slow: about 50x the replay time).
@@ -71,17 +76,31 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-def paired_ratios(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int) -> list[float]:
-    """Speed ratios (their time / our time) of ``repeat`` back-to-back pairs of runs: on a machine shared
-    with other work, a pair sees the same load, so the median pair is steadier than best against best."""
+def paired_ratios(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int,
+                  min_sample: float = 0.02) -> tuple[list[float], int]:
+    """Speed ratios (their time / our time) of ``repeat`` back-to-back pairs of samples, and the runs per
+    sample: on a machine shared with other work, a pair sees the same load, so the median pair is steadier
+    than best against best. A sample is ``loops`` runs in a row, the same count on both sides, enough for
+    the faster side to take ``min_sample`` seconds: one run of a short trace (0.6 ms for memmodel on
+    lifecycle) is a single reading of a timer and a cache state, and five such pairs gave medians from
+    1.98x to 2.48x for the same two builds; ``loops`` is 1 for traces that take longer than that already.
+    """
+    t0 = time.perf_counter()
+    ours()
+    t1 = time.perf_counter()
+    theirs()
+    fastest = min(t1 - t0, time.perf_counter() - t1)
+    loops = max(1, int(min_sample / max(fastest, 1e-9)) + 1) if fastest < min_sample else 1
     out = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        ours()
+        for _ in range(loops):
+            ours()
         t1 = time.perf_counter()
-        theirs()
+        for _ in range(loops):
+            theirs()
         out.append((time.perf_counter() - t1) / (t1 - t0))
-    return out
+    return out, loops
 
 
 def big_trace(path: Path, steps: int = BIG_STEPS) -> Path:
@@ -152,9 +171,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no procfs: an upper bound
 
 
+def rss_parts_mb() -> tuple[float, float]:
+    """This process's resident memory now (MB): anonymous (``RssAnon``: heap, the replay's state) and
+    file-backed (``RssFile``: mapped files such as the replay cache of a trace, and shared libraries, pages
+    the kernel can drop and read again). (0, 0) without procfs."""
+    parts = {"RssAnon:": 0.0, "RssFile:": 0.0}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = line.split(maxsplit=1)[0]
+                if key in parts:
+                    parts[key] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return parts["RssAnon:"], parts["RssFile:"]
+
+
 def import_rss() -> float:
     """Peak RSS (MB) of a fresh process that only imports memmodel's analysis API."""
-    return child_rss("--imports-only")
+    return child_rss("--imports-only")[0]
 
 
 def _packed_loads(addrs: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -178,10 +213,12 @@ def _kernel_tlb_packed(cfg: Any, batches: list[dict[str, np.ndarray]]) -> tuple[
     return c["l1_hits"], c["l2_hits"], c["walks"]
 
 
-def child_rss(*args: str) -> float:
-    """Peak RSS (MB) of a fresh ``python simulate.py --child ...`` process."""
+def child_rss(*args: str) -> tuple[float, float, float]:
+    """Of a fresh ``python simulate.py --child ...`` process (MB): peak RSS, and the most anonymous and
+    file-backed resident memory seen after a batch (0 for ``--imports-only``)."""
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
-    return float(out.stdout.split()[-1])
+    peak, anon, file = (float(x) for x in out.stdout.split()[-3:])
+    return peak, anon, file
 
 
 def callgrind_feed(store: Path, config: str) -> tuple[int, int, int]:
@@ -243,7 +280,7 @@ def bench_trace(trace: Path, label: str, repeat: int, callgrind: bool) -> bool:
         else:
             addrs = translation_addresses(race)
             secs_pc, (h1, h2, miss) = best_of(lambda: pycachesim_tlb(addrs), repeat)
-            ratios = paired_ratios(partial(run, [race], [cfg]), lambda: pycachesim_tlb(addrs), repeat)
+            ratios, loops = paired_ratios(partial(run, [race], [cfg]), lambda: pycachesim_tlb(addrs), repeat)
             secs_k, kc = best_of(partial(_kernel_tlb_packed, cfg, _packed_loads(np.array(addrs, dtype=np.uint64))),
                                  repeat)
             del addrs
@@ -252,14 +289,19 @@ def bench_trace(trace: Path, label: str, repeat: int, callgrind: bool) -> bool:
             same = (h1, h2, miss) == (c["l1_hits"], c["l2_hits"], c["walks"])
             print(f"  pycachesim  {secs_pc:6.3f} s  {n_tr / secs_pc / 1e6:6.1f} M translations/s (bulk loadstore, "
                   "addresses already in a list)")
+            per = f", {loops} runs a side per pair" if loops > 1 else ""
             print(f"  ratio memmodel / pycachesim: {secs_pc / secs_mm:.2f}x (best against best); paired runs "
-                  f"median {float(np.median(ratios)):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x")
+                  f"median {float(np.median(ratios)):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x{per}")
             print(f"  same hits: {same} (L1/L2/miss memmodel {c['l1_hits']:,}/{c['l2_hits']:,}/{c['walks']:,}, "
                   f"pycachesim {h1:,}/{h2:,}/{miss:,})")
 
         rss = {name: child_rss(str(store), name) for name in CONFIGS}
         print("peak RSS of a fresh process replaying one config from the store: "
-              + ", ".join(f"{k} {v:,.0f} MB" for k, v in rss.items()))
+              + ", ".join(f"{k} {v[0]:,.0f} MB" for k, v in rss.items())
+              + "; of it, the most after a batch, anonymous (replay state, Python) "
+              + ", ".join(f"{v[1]:,.0f}" for v in rss.values())
+              + " MB and file-backed (the trace's mapped replay cache, libraries) "
+              + ", ".join(f"{v[2]:,.0f}" for v in rss.values()) + " MB")
         if callgrind:
             ins, recs, trs = callgrind_feed(store, "baseline-4k")
             print(f"callgrind, baseline-4k, inside Engine_feed: {ins:,} instructions = {ins / recs:.1f} per record, "
@@ -268,20 +310,27 @@ def bench_trace(trace: Path, label: str, repeat: int, callgrind: bool) -> bool:
 
 
 def child(argv: list[str]) -> None:
-    """``--child STORE CONFIG [--counts]``: replay one config, print (records, translations) and peak RSS (MB);
-    ``--child --imports-only``: only the imports."""
+    """``--child STORE CONFIG [--counts]``: replay one config, print (records, translations), then peak RSS and
+    the most anonymous and file-backed resident memory seen after a batch, while the replay's state is
+    alive (MB; read by ``run``'s progress callback); ``--child --imports-only``: only the imports."""
     from memmodel.analysis.api import run
     from memmodel.trace import read_metadata
 
     if argv[0] == "--imports-only":
-        print(peak_rss_mb())
+        print(peak_rss_mb(), 0, 0)
         return
     store, config = argv[0], argv[1]
-    c = run([store], [config], cpu="skylake")[0].result.counters
+    seen = [0.0, 0.0]
+
+    def progress(_done: int) -> None:
+        anon, file = rss_parts_mb()
+        seen[0], seen[1] = max(seen[0], anon), max(seen[1], file)
+
+    c = run([store], [config], cpu="skylake", progress=progress)[0].result.counters
     if "--counts" in argv:
         records = sum(int(v) for v in read_metadata(store)["accounting"]["by_kind"].values())
         print(records, c["accesses"])
-    print(peak_rss_mb())
+    print(peak_rss_mb(), seen[0], seen[1])
 
 
 def main() -> int:
