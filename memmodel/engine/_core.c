@@ -283,8 +283,9 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
      * touch (optional parameter "pages": what an earlier replay of the trace translated, from the replay
      * cache), so the table never grows: on sparse (64,300 pages) growing from 4,096 slots took 5 rehashes
      * and fresh zeroed tables; presized, the nested replays ran 1.04-1.05x (baseline-4k) and 1.06x
-     * (baseline-thp, memctl-2m) faster, medians of 30 pairs of runs. A hint that is wrong only costs speed (the table grows at half
-     * load as before); it is bounded so a damaged cache file cannot claim gigabytes. */
+     * (baseline-thp, memctl-2m) faster, medians of 30 pairs of runs. A hint that is wrong only costs speed
+     * (the table grows at half load as before); it is bounded so a damaged cache file cannot claim
+     * gigabytes. */
     int64_t slots_cap = e->p.flat ? 16 : SLOTS_FIRST;
     {
         PyObject *o = PyDict_GetItemString(params, "pages");
@@ -303,8 +304,6 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->last_es = 12;
     e->l1_4k = e->p.only_4k ? e->l1_of[0] : -1;
     e->l2_4k = e->p.only_4k ? e->l2_of[0] : -1;
-    e->l1_large[0] = -1;
-    for (int c = 1; c <= 2; c++) e->l1_large[c] = e->p.only_4k ? -1 : e->l1_of[c];
     e->psc_preset = psc_preset_of(e);
     if (e->psc_preset) {
         for (int j = 1; j <= 3; j++) {
@@ -398,7 +397,9 @@ static inline __attribute__((always_inline)) int records_loop(Engine *e, Records
     Py_ssize_t esc = 0;
     /* counted here, added to the Engine's counters when the loop ends (see Hot) */
     Hot hot = {0, e->to_snapshot, 1, fast_array(e, e->l1_4k), fast_array(e, e->l2_4k),
-               fast_array(e, e->l1_large[1]), fast_array(e, e->l1_large[2]), 1};
+               fast_array(e, e->p.only_4k ? -1 : e->l1_of[1]),
+               fast_array(e, e->p.only_4k ? -1 : e->l1_of[2]), 0};
+    hot.large = hot.f2m.a != NULL;  /* 2M first; 1G once the full path hits a 1 GiB entry */
     /* fixed for the run: not reloaded per record */
     const int report = REPORT && e->p.report, virt = e->p.virt;
     uint64_t instructions = 0;

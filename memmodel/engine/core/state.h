@@ -239,7 +239,8 @@ typedef struct {
     /* Replays with entries of several sizes (not only_4k): the L1 arrays that list 2 MiB and 1 GiB entries
      * (NULL views when none does, and for only_4k replays), for the large-entry hit path of translate(),
      * and the size code that path tries next: 1 (2M), 2 (1G) or 0 (none: its last lookup missed, and no
-     * L1 hit of a large entry came since). */
+     * L1 hit of a large entry came since; or no L1 array lists 2M). The code is set only to a size whose
+     * L1 array exists (an L1 hit of that size), so its view is never NULL. */
     FastArray f2m, f1g;
     int large;
 } Hot;
@@ -280,8 +281,6 @@ typedef struct {
     int last_counter;        /* C_L1_HITS, C_L2_HITS, or -1 = no collapse */
     int last_es;             /* its effective TLB shift (always 12 when only_4k: the 4 KiB paths skip the store) */
     int l1_4k, l2_4k;        /* only_4k: the L1 / L2 arrays of 4 KiB entries (or -1); else both -1 */
-    int l1_large[3];         /* not only_4k: the L1 arrays of 2 MiB and 1 GiB entries (index = size code 1,
-                              * 2; -1: none); else all -1 */
     int64_t to_snapshot;     /* translations until the next time-series row */
     int report_dirty;        /* a guest free or a host fault since the last reporting pass */
     /* with reporting: the guest-frame ranges [lo, hi) freed by the guest or newly host-backed since the

@@ -116,10 +116,6 @@ static inline FastArray fast_array(Engine *e, int which) {
  * lookups here miss (sparse, baseline-thp: 0.97x in pairs of runs when every translation tried one). */
 static inline __attribute__((always_inline)) int large_hit(Engine *e, uint64_t p4, const FastArray *f, const int C,
                                                            const int OUT, Hot *hot, int *st) {
-    if (!f->a) {
-        hot->large = 0;
-        return 0;
-    }
     uint64_t vpn = p4 >> (9 * C);
     int64_t *row = fast_row(f, vpn, 0, 0);
     if (!lru_lookup_any(row, f->a, (int64_t)((vpn << 2) | (uint64_t)C))) {
