@@ -82,8 +82,9 @@ def paired_ratios(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: in
     sample: on a machine shared with other work, a pair sees the same load, so the median pair is steadier
     than best against best. A sample is ``loops`` runs in a row, the same count on both sides, enough for
     the faster side to take ``min_sample`` seconds: one run of a short trace (0.6 ms for memmodel on
-    lifecycle) is a single reading of a timer and a cache state, and five such pairs gave medians from
-    1.98x to 2.48x for the same two builds; ``loops`` is 1 for traces that take longer than that already.
+    lifecycle) is a single reading of a timer and a cache state: medians of five such pairs ranged from
+    1.98x to 2.48x over six runs of two builds of equal speed (pairs of the builds: 1.00x); ``loops`` is 1
+    for traces that take longer than that already.
     """
     t0 = time.perf_counter()
     ours()
